@@ -1,0 +1,42 @@
+# Everything installs into .venv (created on first use). Each target installs what is missing first.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+# torch is pinned to the CPU wheel first; a bare `torch` would pull a multi-GB CUDA build.
+TORCH_SPEC ?= torch==2.13.0
+CONFIG ?= configs/synthetic.yaml
+
+.PHONY: install test test-slow test-all lint train-synthetic predict-synthetic bench clean
+
+$(STAMP): pyproject.toml setup.cfg
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --disable-pip-version-check -q "$(TORCH_SPEC)"
+	$(PY) -m pip install --disable-pip-version-check -q -e ".[dev]"
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+test: install
+	$(PY) -m pytest -q
+
+test-slow: install
+	$(PY) -m pytest -q -m slow
+
+test-all: install
+	$(PY) -m pytest -q -m "slow or not slow"
+
+lint: install
+	$(PY) -m ruff check s2dm_lightning tests benchmarks
+
+train-synthetic: install
+	$(PY) -m s2dm_lightning fit --config $(CONFIG)
+
+predict-synthetic: install
+	$(PY) -m s2dm_lightning predict --config $(CONFIG) --ckpt_path $$(ls -t logs/synthetic/version_*/checkpoints/last.ckpt | head -n 1)
+
+bench: install
+	$(PY) benchmarks/bench_training.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,245 @@
+"""Optical flow and occlusion from the reference frame (video frame 0) to every frame.
+
+Paper Sec. 3.3: "we calculate the backward flow f^i between the first frame I^1 and the
+other frames I^i". For a pixel p of frame i the backward flow f(p) satisfies
+``frame_i(p) ~= reference(p + f(p))``; in OpenCV terms ``calc(frame_i, reference)``.
+It is stored in the format of :mod:`s2dm_lightning.flow_format`: the grid_sample grid
+``normalise(p + f(p))`` (align_corners=True) plus an occlusion map from the
+forward-backward consistency check of Sundaram et al. (ECCV 2010), 1 = visible in the
+reference frame. Pixels whose source ``p + f(p)`` lies outside the reference frame are
+marked occluded too: their content is not in the reference.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+
+from s2dm_lightning.flow_format import identity_condition, identity_grid
+
+DIS_PRESETS = {
+    "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
+    "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
+    "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
+}
+ESTIMATORS = ("opencv-dis", "opencv-farneback")
+
+
+@dataclass(frozen=True)
+class FlowSettings:
+    """How flows are estimated and stored; ``to_dict()`` is the flow cache's identity.
+
+    Attributes:
+        estimator: ``"opencv-dis"`` (DIS, Kroeger et al. 2016) or ``"opencv-farneback"``.
+        dis_preset: DIS speed/quality preset: ``"ultrafast"``, ``"fast"`` or ``"medium"``.
+        flow_size: stored resolution (flow_size x flow_size) = the diffusion resolution
+            (32 for the synthetic pixel-space default, 16 for 128-px latent models).
+        estimation_size: frames are resized to this square size before estimation;
+            None = native size, scaled down so that the longer side is at most
+            ``max_estimation_size`` and up so that the shorter side is at least
+            ``min_estimation_size`` (DIS needs a few patches per object to work).
+        max_estimation_size: cap on the longer side when ``estimation_size`` is None.
+        min_estimation_size: floor on the shorter side when ``estimation_size`` is None.
+        temporal_init: start the estimate for frame i from the flows of frame i - 1, so
+            that motions much larger than a DIS patch are reached in small steps (DIS
+            alone, frame 0 straight to frame 31, misses them on the synthetic data).
+        static_prior: set the flow to zero where zero motion explains a small window
+            (``static_window`` px at estimation size) at least as well as the estimate
+            (mean abs error within ``static_tolerance`` grey levels): textureless static
+            background otherwise picks up motion that leaks from moving objects.
+        static_window: window side of the static check, pixels at estimation size.
+        static_tolerance: slack of the static check, grey levels.
+        fb_alpha: forward-backward check, relative term (Sundaram et al.: 0.01).
+        fb_beta: forward-backward check, absolute term in pixels^2 (Sundaram et al.: 0.5).
+        version: bump when the algorithm changes, so that old caches are rebuilt.
+    """
+
+    estimator: str = "opencv-dis"
+    dis_preset: str = "medium"
+    flow_size: int = 32
+    estimation_size: int | None = None
+    max_estimation_size: int = 256
+    min_estimation_size: int = 128
+    temporal_init: bool = True
+    static_prior: bool = True
+    static_window: int = 5
+    static_tolerance: float = 1.0
+    fb_alpha: float = 0.01
+    fb_beta: float = 0.5
+    version: int = 1
+
+    def __post_init__(self) -> None:
+        if self.estimator not in ESTIMATORS:
+            raise ValueError(f"unknown flow estimator {self.estimator!r}; choose one of {ESTIMATORS}")
+        if self.dis_preset not in DIS_PRESETS:
+            raise ValueError(f"unknown dis_preset {self.dis_preset!r}; choose one of {tuple(DIS_PRESETS)}")
+        if self.flow_size < 2:
+            raise ValueError(f"flow_size must be at least 2, got {self.flow_size}")
+        if self.estimation_size is not None and self.estimation_size < 8:
+            raise ValueError(f"estimation_size must be at least 8 or None, got {self.estimation_size}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-serialisable form, written to the flow cache's meta.json."""
+        return asdict(self)
+
+
+_ESTIMATOR_CACHE: dict[str, Any] = {}
+
+
+def _dis(preset: str):
+    # cv2 objects cannot be pickled, so each process builds (and reuses) its own.
+    if preset not in _ESTIMATOR_CACHE:
+        _ESTIMATOR_CACHE[preset] = cv2.DISOpticalFlow_create(DIS_PRESETS[preset])
+    return _ESTIMATOR_CACHE[preset]
+
+
+def _calc(first: np.ndarray, second: np.ndarray, settings: FlowSettings, initial: np.ndarray | None) -> np.ndarray:
+    """Flow u with first(p) ~= second(p + u(p)), shape (H, W, 2) float32 in pixels."""
+    # Both estimators refine a flow passed in (they write into it, hence the copy).
+    flow = None if initial is None else np.array(initial, dtype=np.float32, copy=True)
+    if settings.estimator == "opencv-dis":
+        return _dis(settings.dis_preset).calc(first, second, flow)
+    flags = 0 if flow is None else cv2.OPTFLOW_USE_INITIAL_FLOW
+    return cv2.calcOpticalFlowFarneback(first, second, flow, 0.5, 4, 15, 3, 5, 1.2, flags)
+
+
+def estimation_shape(height: int, width: int, settings: FlowSettings) -> tuple[int, int]:
+    """(height, width) at which flow is estimated for frames of the given size."""
+    if settings.estimation_size is not None:
+        return settings.estimation_size, settings.estimation_size
+    long_side, short_side = max(height, width), min(height, width)
+    if long_side > settings.max_estimation_size:
+        scale = settings.max_estimation_size / long_side
+    elif short_side < settings.min_estimation_size:
+        scale = min(settings.min_estimation_size / short_side, settings.max_estimation_size / long_side)
+    else:
+        scale = 1.0
+    return max(8, round(height * scale)), max(8, round(width * scale))
+
+
+def to_gray(frames: np.ndarray, size: tuple[int, int] | None = None) -> np.ndarray:
+    """uint8 RGB (L, H, W, 3) -> uint8 gray (L, h, w), optionally resized to size=(h, w)."""
+    out = []
+    for frame in frames:
+        gray = cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2GRAY)
+        if size is not None and gray.shape != tuple(size):
+            shrink = size[0] * size[1] < gray.shape[0] * gray.shape[1]
+            gray = cv2.resize(gray, (size[1], size[0]), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
+        out.append(gray)
+    return np.stack(out)
+
+
+@dataclass
+class PairFlows:
+    """Raw flows of one (reference, frame) pair, (H, W, 2) float32 in pixels at estimation size.
+
+    ``backward``: frame(p) ~= reference(p + backward(p)); ``forward``: reference(q) ~= frame(q + forward(q)).
+    """
+
+    backward: np.ndarray
+    forward: np.ndarray
+
+
+def _pixel_grid(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    return xs, ys
+
+
+def _apply_static_prior(flow: np.ndarray, first: np.ndarray, second: np.ndarray, settings: FlowSettings) -> np.ndarray:
+    """Zero ``flow`` (first(p) ~= second(p + flow(p))) where zero motion fits as well."""
+    xs, ys = _pixel_grid(*first.shape)
+    first_f, second_f = first.astype(np.float32), second.astype(np.float32)
+    warped = cv2.remap(second_f, xs + flow[..., 0], ys + flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    window = (settings.static_window, settings.static_window)
+    error_flow = cv2.blur(np.abs(first_f - warped), window)
+    error_zero = cv2.blur(np.abs(first_f - second_f), window)
+    flow = flow.copy()
+    flow[error_zero <= error_flow + settings.static_tolerance] = 0.0
+    return flow
+
+
+def estimate_raw_pair(
+    reference_gray: np.ndarray,
+    frame_gray: np.ndarray,
+    settings: FlowSettings,
+    initial: PairFlows | None = None,
+) -> PairFlows:
+    """Backward and forward flow between two uint8 gray images, optionally starting from ``initial``."""
+    if reference_gray.shape != frame_gray.shape or reference_gray.ndim != 2:
+        raise ValueError(f"expected two gray images of equal shape, got {reference_gray.shape} and {frame_gray.shape}")
+    reference_gray = np.ascontiguousarray(reference_gray, dtype=np.uint8)
+    frame_gray = np.ascontiguousarray(frame_gray, dtype=np.uint8)
+    backward = _calc(frame_gray, reference_gray, settings, None if initial is None else initial.backward)
+    forward = _calc(reference_gray, frame_gray, settings, None if initial is None else initial.forward)
+    if settings.static_prior:
+        backward = _apply_static_prior(backward, frame_gray, reference_gray, settings)
+        forward = _apply_static_prior(forward, reference_gray, frame_gray, settings)
+    return PairFlows(backward=backward, forward=forward)
+
+
+def flows_to_condition(flows: PairFlows, settings: FlowSettings) -> tuple[torch.Tensor, torch.Tensor]:
+    """Grid (2, s, s) and soft occlusion (1, s, s) at s = settings.flow_size from raw pair flows."""
+    backward, forward = flows.backward, flows.forward
+    height, width = backward.shape[:2]
+    xs, ys = _pixel_grid(height, width)
+    source_x = xs + backward[..., 0]
+    source_y = ys + backward[..., 1]
+    # Sundaram et al.: g evaluated where each pixel comes from, g(p + f(p)), should cancel f(p).
+    forward_at_source = cv2.remap(forward, source_x, source_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    round_trip = np.sum((backward + forward_at_source) ** 2, axis=-1)
+    magnitudes = np.sum(backward**2, axis=-1) + np.sum(forward_at_source**2, axis=-1)
+    consistent = round_trip < settings.fb_alpha * magnitudes + settings.fb_beta
+    inside = (source_x >= -0.5) & (source_x <= width - 0.5) & (source_y >= -0.5) & (source_y <= height - 0.5)
+    visible = (consistent & inside).astype(np.float32)
+
+    # Displacement in grid units (align_corners=True: width - 1 pixel steps span 2).
+    displacement = np.stack(
+        [backward[..., 0] * (2.0 / max(width - 1, 1)), backward[..., 1] * (2.0 / max(height - 1, 1))], axis=-1
+    )
+    size = settings.flow_size
+    # Area-resize the displacement, not the absolute grid: the identity grid of the
+    # stored resolution is added afterwards, so zero motion stays exactly the identity.
+    displacement = cv2.resize(displacement, (size, size), interpolation=cv2.INTER_AREA)
+    visible = cv2.resize(visible, (size, size), interpolation=cv2.INTER_AREA)
+    grid = identity_grid(size, size) + torch.from_numpy(np.ascontiguousarray(displacement.transpose(2, 0, 1)))
+    occlusion = torch.from_numpy(np.clip(visible, 0.0, 1.0)).unsqueeze(0)
+    return grid.float(), occlusion.float()
+
+
+def estimate_pair(
+    reference_gray: np.ndarray,
+    frame_gray: np.ndarray,
+    settings: FlowSettings,
+    initial: PairFlows | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Grid (2, s, s) and occlusion (1, s, s), s = settings.flow_size, from two uint8 gray images.
+
+    The grid maps each pixel of ``frame_gray`` to its source in ``reference_gray``
+    (``warp(reference, grid) ~= frame``); occlusion is soft in [0, 1] after resizing.
+    """
+    return flows_to_condition(estimate_raw_pair(reference_gray, frame_gray, settings, initial), settings)
+
+
+def estimate_flow_sequence(frames: np.ndarray, settings: FlowSettings) -> torch.Tensor:
+    """Conditions (L, 3, s, s) float32 from video frame 0 to every frame; frame 0 is exactly the identity."""
+    if frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ValueError(f"expected frames of shape (L, H, W, 3), got {tuple(frames.shape)}")
+    if frames.dtype != np.uint8:
+        raise ValueError(f"expected uint8 frames, got {frames.dtype}")
+    length, height, width = frames.shape[:3]
+    gray = to_gray(frames, estimation_shape(height, width, settings))
+    size = settings.flow_size
+    out = torch.empty(length, 3, size, size, dtype=torch.float32)
+    out[0] = identity_condition(size, size)
+    previous: PairFlows | None = None
+    for i in range(1, length):
+        flows = estimate_raw_pair(gray[0], gray[i], settings, previous if settings.temporal_init else None)
+        grid, occlusion = flows_to_condition(flows, settings)
+        out[i, :2] = grid
+        out[i, 2:] = occlusion
+        previous = flows
+    return out

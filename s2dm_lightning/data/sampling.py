@@ -1,0 +1,39 @@
+"""Which frames of a video make a clip (paper Sec. 4.1).
+
+The video's frames are divided evenly into ``num_frames`` intervals and one frame is
+drawn from each. Our choices the paper leaves open:
+
+- the first index is always frame 0, also in training: frame 0 is the reference frame
+  whose flow is the identity, since flows are precomputed from video frame 0;
+- evaluation is deterministic: the first frame of each interval;
+- a video shorter than ``num_frames`` is "sampled with repeats":
+  index i is ``floor(i * L / num_frames)`` (the dataset warns once per such video).
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def interval_frame_indices(
+    num_available: int,
+    num_frames: int = 16,
+    *,
+    random: bool,
+    generator: torch.Generator | None = None,
+) -> list[int]:
+    """One frame index per interval of [0, num_available); the first is always 0."""
+    if num_available < 2:
+        raise ValueError(f"a video needs at least 2 frames to make a clip, got num_available={num_available}")
+    if num_frames < 1:
+        raise ValueError(f"num_frames must be at least 1, got {num_frames}")
+    indices = []
+    for i in range(num_frames):
+        start = i * num_available // num_frames
+        end = (i + 1) * num_available // num_frames  # exclusive; equals start for short videos
+        if random and i > 0 and end - start > 1:
+            offset = int(torch.randint(end - start, (1,), generator=generator))
+            indices.append(start + offset)
+        else:
+            indices.append(start)
+    return indices

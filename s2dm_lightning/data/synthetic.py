@@ -1,0 +1,233 @@
+"""A small synthetic video dataset, written in seconds, in the on-disk form of a real one.
+
+Layout::
+
+    root/
+      metadata.csv          video_id,path,caption,split,shape,color,motion
+      generation.json       the arguments it was made with
+      videos/<video_id>/frame_0000.png ...
+
+Content of a video: one saturated shape (square, circle or triangle; red, green, blue
+or yellow), about 1/4 of the image wide, over a muted two-colour gradient background
+in a random direction. The background is the "stochastic detail" of the video: drawn
+per video, EXACTLY constant over its frames (pixels the shape does not touch are
+bit-identical). The shape always starts at the image centre in frame 0 (frame 0's
+flow is the identity and says nothing about position) and moves with constant
+velocity left, right, up or down, 30-35% of the image size over the video. It is
+rendered with 4 x 4 supersampling, so sub-pixel motion is smooth.
+
+Split (as the paper holds out person-expression pairs): whole (color, shape, motion)
+combinations are held out. Videos cycle through a seeded permutation of the 48
+combinations; a seeded 20% of the combinations in use go entirely to ``test``, chosen
+so that every colour, shape and motion still appears in ``train``.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+COLORS: dict[str, tuple[int, int, int]] = {
+    "red": (245, 45, 45),
+    "green": (40, 215, 70),
+    "blue": (60, 120, 255),
+    "yellow": (250, 225, 40),
+}
+SHAPES = ("square", "circle", "triangle")
+# Unit direction (dx, dy) in image coordinates (y points down).
+MOTIONS: dict[str, tuple[float, float]] = {
+    "moves to the left": (-1.0, 0.0),
+    "moves to the right": (1.0, 0.0),
+    "moves up": (0.0, -1.0),
+    "moves down": (0.0, 1.0),
+}
+METADATA_COLUMNS = ("video_id", "path", "caption", "split", "shape", "color", "motion")
+TEST_COMBINATION_FRACTION = 0.2
+SUPERSAMPLING = 4
+
+
+def caption_for(color: str, shape: str, motion: str) -> str:
+    """The caption of a video, e.g. "a red square moves to the left"."""
+    return f"a {color} {shape} {motion}"
+
+
+def all_combinations() -> list[tuple[str, str, str]]:
+    """Every (color, shape, motion) combination, in a fixed order."""
+    return list(itertools.product(COLORS, SHAPES, MOTIONS))
+
+
+def split_combinations(
+    combinations: list[tuple[str, str, str]], rng: np.random.Generator
+) -> set[tuple[str, str, str]]:
+    """A seeded set of held-out combinations (about 20%) leaving every attribute value in train."""
+    if len(combinations) < 2:
+        raise ValueError(f"need at least 2 attribute combinations to make a train/test split, got {len(combinations)}")
+    count = max(1, round(TEST_COMBINATION_FRACTION * len(combinations)))
+    for _ in range(1000):
+        chosen = rng.choice(len(combinations), size=count, replace=False)
+        test = {combinations[i] for i in chosen}
+        train = [c for c in combinations if c not in test]
+        if all({c[k] for c in train} == {c[k] for c in combinations} for k in range(3)):
+            return test
+    # Tiny datasets (a handful of combinations) may not allow it; keep at least one test combination.
+    return {combinations[int(rng.integers(len(combinations)))]}
+
+
+def _background(size: int, rng: np.random.Generator) -> np.ndarray:
+    """Smooth two-colour gradient in a random direction, muted colours, float (size, size, 3)."""
+    first = rng.uniform(10, 70, size=3)
+    second = rng.uniform(10, 70, size=3)
+    angle = rng.uniform(0, 2 * np.pi)
+    coords = (np.arange(size, dtype=np.float64) + 0.5) / size - 0.5
+    ys, xs = np.meshgrid(coords, coords, indexing="ij")
+    t = np.clip((xs * np.cos(angle) + ys * np.sin(angle)) + 0.5, 0.0, 1.0)[..., None]
+    return first * (1 - t) + second * t
+
+
+def _coverage(shape: str, cx: float, cy: float, half: float, size: int) -> np.ndarray:
+    """Fraction of each pixel covered by the shape (size, size), by supersampling."""
+    samples = (np.arange(size * SUPERSAMPLING, dtype=np.float64) + 0.5) / SUPERSAMPLING
+    ys, xs = np.meshgrid(samples, samples, indexing="ij")
+    dx, dy = xs - cx, ys - cy
+    if shape == "square":
+        inside = (np.abs(dx) <= half) & (np.abs(dy) <= half)
+    elif shape == "circle":
+        inside = dx**2 + dy**2 <= half**2
+    elif shape == "triangle":
+        # Apex up, base down, inside the 2*half box: |dx| <= half * (dy + half) / (2 * half).
+        inside = (dy <= half) & (np.abs(dx) <= (dy + half) / 2)
+    else:
+        raise ValueError(f"unknown shape {shape!r}; choose one of {SHAPES}")
+    covered = inside.reshape(size, SUPERSAMPLING, size, SUPERSAMPLING)
+    return covered.mean(axis=(1, 3))
+
+
+def render_video(
+    color: str, shape: str, motion: str, frames: int, size: int, rng: np.random.Generator
+) -> np.ndarray:
+    """uint8 RGB (frames, size, size, 3): the shape starts at the centre and moves at constant velocity."""
+    background = _background(size, rng)
+    travel = rng.uniform(0.30, 0.35) * size
+    step = travel / max(frames - 1, 1)
+    direction = np.array(MOTIONS[motion])
+    half = size / 8  # shape width = size / 4
+    rgb = np.array(COLORS[color], dtype=np.float64)
+    out = np.empty((frames, size, size, 3), dtype=np.uint8)
+    for i in range(frames):
+        cx, cy = size / 2 + direction * step * i
+        alpha = _coverage(shape, cx, cy, half, size)[..., None]
+        # Where alpha == 0 this is exactly round(background): constant over the video.
+        out[i] = np.round(background * (1 - alpha) + rgb * alpha).astype(np.uint8)
+    return out
+
+
+def _write_dataset(
+    target: Path, num_videos: int, frames_per_video: int, image_size: int, seed: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    combos = all_combinations()
+    order = rng.permutation(len(combos))
+    in_use = [combos[i] for i in order[: min(num_videos, len(combos))]]
+    test_combos = split_combinations(in_use, rng)
+    rows = []
+    (target / "videos").mkdir(parents=True)
+    for index in range(num_videos):
+        color, shape, motion = in_use[index % len(in_use)]
+        video_id = f"video_{index:04d}"
+        folder = target / "videos" / video_id
+        folder.mkdir()
+        # One generator per video: a video's look does not depend on how many came before.
+        video_rng = np.random.default_rng([seed, index])
+        for frame_index, frame in enumerate(
+            render_video(color, shape, motion, frames_per_video, image_size, video_rng)
+        ):
+            cv2.imwrite(str(folder / f"frame_{frame_index:04d}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+        split = "test" if (color, shape, motion) in test_combos else "train"
+        rows.append(
+            {
+                "video_id": video_id,
+                "path": f"videos/{video_id}",
+                "caption": caption_for(color, shape, motion),
+                "split": split,
+                "shape": shape,
+                "color": color,
+                "motion": motion,
+            }
+        )
+    with open(target / "metadata.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=METADATA_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def generate_synthetic_dataset(
+    root: str | Path,
+    num_videos: int = 96,
+    frames_per_video: int = 32,
+    image_size: int = 32,
+    seed: int = 0,
+    overwrite: bool = False,
+) -> Path:
+    """Write the synthetic dataset to ``root`` (atomically) and return ``root``.
+
+    Nothing is done when ``root/metadata.csv`` already exists, unless ``overwrite``.
+    The dataset is generated in a temporary folder beside ``root`` and renamed into
+    place, so an interrupted generation never leaves a half dataset at ``root``.
+    """
+    root = Path(root)
+    if num_videos < 2:
+        raise ValueError(f"num_videos must be at least 2 (one train, one test), got {num_videos}")
+    if frames_per_video < 2:
+        raise ValueError(f"frames_per_video must be at least 2, got {frames_per_video}")
+    if image_size < 8:
+        raise ValueError(f"image_size must be at least 8, got {image_size}")
+    settings = {"num_videos": num_videos, "frames_per_video": frames_per_video, "image_size": image_size, "seed": seed}
+    if (root / "metadata.csv").exists() and not overwrite:
+        _warn_if_different(root, settings)
+        return root
+    if root.exists() and not overwrite and any(root.iterdir()):
+        raise FileExistsError(
+            f"'{root}' exists and is not empty but holds no metadata.csv; refusing to write the synthetic "
+            "dataset into it (choose another data.root, or remove the folder)"
+        )
+    root.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.partial-", dir=root.parent))
+    try:
+        _write_dataset(staging, num_videos, frames_per_video, image_size, seed)
+        (staging / "generation.json").write_text(json.dumps(settings, indent=2) + "\n")
+        if root.exists():
+            # Move the old one aside first so that root is never a mix of both.
+            trash = Path(tempfile.mkdtemp(prefix=f".{root.name}.old-", dir=root.parent))
+            root.rename(trash / root.name)
+            staging.rename(root)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            staging.rename(root)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return root
+
+
+def _warn_if_different(root: Path, settings: dict[str, int]) -> None:
+    record = root / "generation.json"
+    if not record.exists():
+        return
+    try:
+        existing = json.loads(record.read_text())
+    except (OSError, json.JSONDecodeError):
+        return
+    if existing != settings:
+        warnings.warn(
+            f"synthetic dataset at '{root}' was generated with {existing}, not the requested {settings}; "
+            "keeping the existing one (pass overwrite=True or another root to regenerate)",
+            stacklevel=3,
+        )

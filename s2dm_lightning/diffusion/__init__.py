@@ -1,0 +1,23 @@
+"""Diffusion math of S2DM. Nothing here imports a network: the denoiser is a callable."""
+
+from s2dm_lightning.diffusion.guidance import GuidanceSettings, combine_guidance, guidance_branches
+from s2dm_lightning.diffusion.sector_noise import (
+    NoiseSharing,
+    add_noise_to_videos,
+    sample_condition_keep,
+    sample_video_noise,
+    sample_video_timesteps,
+)
+from s2dm_lightning.diffusion.sector_sampler import sector_ddim_sample
+
+__all__ = [
+    "GuidanceSettings",
+    "NoiseSharing",
+    "add_noise_to_videos",
+    "combine_guidance",
+    "guidance_branches",
+    "sample_condition_keep",
+    "sample_video_noise",
+    "sample_video_timesteps",
+    "sector_ddim_sample",
+]

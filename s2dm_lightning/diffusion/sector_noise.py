@@ -1,0 +1,79 @@
+"""Sector-shaped forward process (paper Sec. 3.2, Eq. 6-8 and 11).
+
+Symbols: a video is a group x = {x_0^i}, i = 1..N frames. In ``shared`` mode every
+frame of a video is perturbed with the same noise nu_t (Eq. 7) at the same step t,
+x_t^i = sqrt(alpha_hat_t) x_0^i + sqrt(1 - alpha_hat_t) nu_t (Eq. 8). ``independent``
+is the standard process (each frame its own epsilon_t^i and its own t), the paper's
+ablation (III). Tensors are laid out (B videos, F frames, C, H, W).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+
+NoiseSharing = Literal["shared", "independent"]
+
+
+def _check_mode(mode: str) -> None:
+    if mode not in ("shared", "independent"):
+        raise ValueError(f"noise sharing must be 'shared' or 'independent', got {mode!r}")
+
+
+def sample_video_noise(
+    num_videos: int,
+    num_frames: int,
+    frame_shape: tuple[int, ...],
+    mode: NoiseSharing = "shared",
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    """Noise of shape (B, F, *frame_shape): one nu per video (``shared``) or one per frame."""
+    _check_mode(mode)
+    per_video_frames = 1 if mode == "shared" else num_frames
+    noise = torch.randn(
+        (num_videos, per_video_frames, *frame_shape), generator=generator, device=device, dtype=dtype
+    )
+    return noise.expand(num_videos, num_frames, *frame_shape).contiguous()
+
+
+def sample_video_timesteps(
+    num_videos: int,
+    num_frames: int,
+    num_train_timesteps: int,
+    mode: NoiseSharing = "shared",
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """Timesteps of shape (B, F): one t per video (the group at step t, Eq. 8) or one per frame."""
+    _check_mode(mode)
+    per_video_frames = 1 if mode == "shared" else num_frames
+    t = torch.randint(
+        0, num_train_timesteps, (num_videos, per_video_frames), generator=generator, device=device
+    )
+    return t.expand(num_videos, num_frames).contiguous()
+
+
+def add_noise_to_videos(
+    alphas_cumprod: torch.Tensor, x0: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor
+) -> torch.Tensor:
+    """x_t^i = sqrt(alpha_hat_t) x_0^i + sqrt(1 - alpha_hat_t) nu_t for (B, F, ...) tensors.
+
+    ``alphas_cumprod`` is the scheduler's alpha_hat table (diffusers' ``alphas_cumprod``).
+    """
+    alpha_hat = alphas_cumprod.to(device=x0.device, dtype=torch.float32)[timesteps]
+    alpha_hat = alpha_hat.reshape(*timesteps.shape, *([1] * (x0.dim() - timesteps.dim())))
+    x_t = alpha_hat.sqrt() * x0.float() + (1.0 - alpha_hat).sqrt() * noise.float()
+    return x_t.to(x0.dtype)
+
+
+def sample_condition_keep(
+    num_videos: int, drop_probability: float, generator: torch.Generator | None = None, device=None
+) -> torch.Tensor:
+    """Classifier-free condition dropout, one draw per video: True = keep the condition."""
+    if not 0.0 <= drop_probability <= 1.0:
+        raise ValueError(f"condition dropout probability must be in [0, 1], got {drop_probability}")
+    u = torch.rand((num_videos,), generator=generator, device=device)
+    return u >= drop_probability

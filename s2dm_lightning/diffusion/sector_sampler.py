@@ -1,0 +1,72 @@
+"""Sector-shaped reverse process (paper Sec. 3.2, Fig. 3, Eq. 10) with diffusers' DDIM.
+
+All F frames of a video start from the same z_T (the centre of the sector) and, for
+eta > 0, every stochastic draw inside the sampler is shared by them as well; frames
+differ only through their temporal condition y^i, which lives in ``denoise``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from diffusers import DDIMScheduler
+from tqdm.auto import tqdm
+
+from s2dm_lightning.diffusion.sector_noise import NoiseSharing, sample_video_noise
+
+# denoise(x_t of shape (B, F, C, H, W), t) -> guided eps of the same shape
+Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@torch.no_grad()
+def sector_ddim_sample(
+    denoise: Denoiser,
+    scheduler: DDIMScheduler,
+    num_videos: int,
+    num_frames: int,
+    frame_shape: tuple[int, int, int],
+    num_inference_steps: int = 20,
+    eta: float = 0.0,
+    noise_sharing: NoiseSharing = "shared",
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float32,
+    initial_noise: torch.Tensor | None = None,
+    progress: bool = False,
+) -> torch.Tensor:
+    """Sample (B, F, C, H, W) frames.
+
+    Args:
+        denoise: guided noise prediction for all frames (and guidance branches) at step t.
+        scheduler: a DDIM scheduler; its timesteps are (re)set here.
+        initial_noise: z_T, (B, C, H, W) shared by all frames or (B, F, C, H, W); drawn if None.
+        noise_sharing: ``shared`` (S2DM) or ``independent`` (each frame its own z_T and draws).
+    """
+    # Draws happen on the generator's device (a CPU generator gives the same video on any device).
+    noise_device = generator.device if generator is not None else device
+
+    def draw() -> torch.Tensor:
+        noise = sample_video_noise(num_videos, num_frames, frame_shape, noise_sharing, generator, noise_device, dtype)
+        return noise.to(device)
+
+    if initial_noise is None:
+        latents = draw()
+    elif initial_noise.dim() == 4:
+        latents = initial_noise.unsqueeze(1).expand(-1, num_frames, -1, -1, -1).contiguous()
+    else:
+        latents = initial_noise.clone()
+    latents = latents.to(device=device, dtype=dtype) * scheduler.init_noise_sigma
+
+    scheduler.set_timesteps(num_inference_steps, device=device)
+    for t in tqdm(scheduler.timesteps, desc="DDIM", disable=not progress, leave=False):
+        model_input = scheduler.scale_model_input(latents, t)
+        eps = denoise(model_input, t)
+        variance_noise = None
+        if eta > 0:
+            variance_noise = draw().flatten(0, 1)
+        step = scheduler.step(
+            eps.flatten(0, 1), t, latents.flatten(0, 1), eta=eta, variance_noise=variance_noise
+        )
+        latents = step.prev_sample.view_as(latents)
+    return latents

@@ -1,0 +1,307 @@
+"""The S2DM LightningModule: eps_theta(x_t^i, t, y^i, c) trained with sector-shaped noise.
+
+Symbols (paper Sec. 3.2-3.3): x_0^i frame i of a video (or its VAE latent z_0^i),
+nu the noise shared by the frames of a video (Eq. 7), t the shared timestep, y^i the
+flow/occlusion condition of frame i, c the caption. Loss: Eq. 11.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from diffusers import AutoencoderKL, DDIMScheduler, DDPMScheduler, UNet2DConditionModel
+from einops import rearrange, repeat
+
+from s2dm_lightning.diffusion import (
+    GuidanceSettings,
+    NoiseSharing,
+    add_noise_to_videos,
+    combine_guidance,
+    guidance_branches,
+    sample_condition_keep,
+    sample_video_noise,
+    sample_video_timesteps,
+    sector_ddim_sample,
+)
+from s2dm_lightning.models.flow_conditioning import FlowConditioner, FlowFusion
+from s2dm_lightning.models.text_encoder import CachedTextEncoder
+
+
+def default_noise_scheduler() -> DDPMScheduler:
+    """The DDPM schedule used for pixel-space training (linear betas 1e-4 .. 0.02, T = 1000)."""
+    return DDPMScheduler(num_train_timesteps=1000, beta_schedule="linear", clip_sample=False)
+
+
+class S2DM(L.LightningModule):
+    """Sector-shaped diffusion model for flow-guided video generation.
+
+    Args:
+        unet: the per-frame denoiser (a diffusers ``UNet2DConditionModel``). With flow
+            fusion ``concat``/``both`` its ``in_channels`` must be the frame channels + 3.
+        text_encoder: frozen encoder of the caption c (cached per prompt).
+        noise_scheduler: the training noise schedule (DDPM); sampling uses DDIM built
+            from its config. Default: linear betas, 1000 steps.
+        vae: optional frozen autoencoder: diffusion then runs on its latents.
+        flow_fusion: how y^i enters: ``tokens`` (paper), ``concat`` or ``both``.
+        flow_size: h = w of the flow maps the data module provides.
+        flow_patch_size: patch size of the flow tokens; None = one token for the whole map.
+        noise_sharing: ``shared`` (S2DM: one nu and one t per video) or ``independent``
+            (standard diffusion, the paper's ablation III) during training.
+        sample_noise_sharing: the same choice for sampling (ablation II uses ``independent``).
+        text_dropout: probability of dropping the caption of a video (classifier-free).
+        flow_dropout: probability of dropping the flows of a video, drawn independently.
+        frames_per_step: train on this many random frames of each clip (None = all); the
+            noise and t stay shared by the frames kept.
+        learning_rate: Adam(W) learning rate (paper: 2e-5 with SD 1.5).
+        weight_decay: AdamW weight decay.
+        warmup_steps: linear learning-rate warm-up steps.
+        guidance_mode: ``joint`` (one scale, the paper) or ``separate`` (text and flow scales).
+        guidance_scale: joint classifier-free guidance scale (paper: 7.5).
+        text_guidance_scale: text scale in ``separate`` mode.
+        flow_guidance_scale: flow scale in ``separate`` mode.
+        num_inference_steps: DDIM steps (paper: 20).
+        eta: DDIM eta; > 0 adds noise, shared by the frames of a video in shared mode.
+        sampling_seed: seed of the z_T drawn in ``predict`` (offset by the batch index).
+    """
+
+    def __init__(
+        self,
+        unet: UNet2DConditionModel,
+        text_encoder: CachedTextEncoder,
+        noise_scheduler: DDPMScheduler | None = None,
+        vae: AutoencoderKL | None = None,
+        flow_fusion: FlowFusion = "tokens",
+        flow_size: int = 32,
+        flow_patch_size: int | None = None,
+        noise_sharing: NoiseSharing = "shared",
+        sample_noise_sharing: NoiseSharing = "shared",
+        text_dropout: float = 0.1,
+        flow_dropout: float = 0.1,
+        frames_per_step: int | None = None,
+        learning_rate: float = 1e-4,
+        weight_decay: float = 0.0,
+        warmup_steps: int = 0,
+        guidance_mode: Literal["joint", "separate"] = "joint",
+        guidance_scale: float = 7.5,
+        text_guidance_scale: float = 7.5,
+        flow_guidance_scale: float = 1.5,
+        num_inference_steps: int = 20,
+        eta: float = 0.0,
+        sampling_seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["unet", "text_encoder", "noise_scheduler", "vae"])
+        self.unet = unet
+        self.text_encoder = text_encoder
+        self.noise_scheduler = noise_scheduler or default_noise_scheduler()
+        self.vae = vae
+        if vae is not None:
+            vae.requires_grad_(False).eval()
+        self.flow_conditioner = FlowConditioner(flow_fusion, flow_size, text_encoder.width, flow_patch_size)
+        self.guidance = GuidanceSettings(guidance_mode, guidance_scale, text_guidance_scale, flow_guidance_scale)
+        for name, p in (("text_dropout", text_dropout), ("flow_dropout", flow_dropout)):
+            if not 0.0 <= p <= 1.0:
+                raise ValueError(f"model.{name} must be in [0, 1], got {p}")
+        self._check_unet_channels()
+        self._noise_generator: torch.Generator | None = None
+
+    # ------------------------------------------------------------------ set-up
+    def _check_unet_channels(self) -> None:
+        data_channels = self.vae.config.latent_channels if self.vae is not None else 3
+        expected_in = data_channels + self.flow_conditioner.extra_in_channels
+        config = self.unet.config
+        if config.in_channels != expected_in or config.out_channels != data_channels:
+            raise ValueError(
+                f"model.unet has in_channels={config.in_channels}, out_channels={config.out_channels}; "
+                f"flow_fusion={self.flow_conditioner.fusion!r} on {data_channels}-channel "
+                f"{'latents' if self.vae is not None else 'frames'} needs in_channels={expected_in}, "
+                f"out_channels={data_channels}"
+            )
+        if config.cross_attention_dim != self.text_encoder.width:
+            raise ValueError(
+                f"model.unet.cross_attention_dim={config.cross_attention_dim} must equal the text "
+                f"encoder's width {self.text_encoder.width}"
+            )
+
+    @property
+    def noise_generator(self) -> torch.Generator:
+        """Training randomness (nu, t, dropout, frame choice).
+
+        Seeded from the global seed, the rank and the step at which it is created, so DDP
+        ranks never draw the same noise (a common seed on every rank would) and a resumed
+        run does not replay the noise of its first steps.
+        """
+        if self._noise_generator is None or self._noise_generator.device != self.device:
+            seed = torch.initial_seed() + 7919 * self.global_rank + 104729 * self.global_step
+            self._noise_generator = torch.Generator(device=self.device).manual_seed(seed % 2**63)
+        return self._noise_generator
+
+    # ------------------------------------------------------------- data space
+    @torch.no_grad()
+    def encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
+        """Frames (..., 3, H, W) in [-1, 1] -> diffusion space x_0 (pixels, or scaled VAE latents)."""
+        if self.vae is None:
+            return frames
+        lead = frames.shape[:-3]
+        latents = self.vae.encode(frames.flatten(0, len(lead) - 1)).latent_dist.sample()
+        latents = latents * self.vae.config.scaling_factor
+        return latents.view(*lead, *latents.shape[1:])
+
+    @torch.no_grad()
+    def decode_frames(self, x0: torch.Tensor) -> torch.Tensor:
+        """Diffusion space -> frames in [-1, 1]."""
+        if self.vae is None:
+            return x0.clamp(-1, 1)
+        lead = x0.shape[:-3]
+        frames = self.vae.decode(x0.flatten(0, len(lead) - 1) / self.vae.config.scaling_factor).sample
+        return frames.view(*lead, *frames.shape[1:]).clamp(-1, 1)
+
+    def frame_shape(self) -> tuple[int, int, int]:
+        size = self.unet.config.sample_size
+        size = size if isinstance(size, int) else size[0]
+        return (self.unet.config.out_channels, size, size)
+
+    # ------------------------------------------------------------- the network
+    def text_condition(self, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        hidden, mask = self.text_encoder.encode(list(captions))
+        return hidden.to(self.device, self.unet.dtype), mask.to(self.device)
+
+    def predict_noise(
+        self,
+        x_t: torch.Tensor,
+        timesteps: torch.Tensor,
+        text_hidden: torch.Tensor,
+        text_mask: torch.Tensor,
+        flow: torch.Tensor,
+        keep_text: torch.Tensor,
+        keep_flow: torch.Tensor,
+    ) -> torch.Tensor:
+        """eps_theta for N frames: x_t (N, C, H, W), t (N,), text (N, L, D), flow (N, 3, h, w)."""
+        null_hidden, null_mask = self.text_condition([""])
+        hidden = torch.where(keep_text.view(-1, 1, 1), text_hidden, null_hidden.to(text_hidden.dtype))
+        mask = torch.where(keep_text.view(-1, 1), text_mask, null_mask)
+        flow = flow.to(x_t.dtype)
+        flow_tokens = self.flow_conditioner.tokens(flow, keep_flow)
+        if flow_tokens is not None:
+            hidden = torch.cat([hidden, flow_tokens.to(hidden.dtype)], dim=1)
+            mask = torch.cat([mask, mask.new_ones(mask.shape[0], flow_tokens.shape[1])], dim=1)
+        flow_channels = self.flow_conditioner.channels(flow, keep_flow, x_t.shape[-2:])
+        if flow_channels is not None:
+            x_t = torch.cat([x_t, flow_channels.to(x_t.dtype)], dim=1)
+        return self.unet(x_t, timesteps, encoder_hidden_states=hidden, encoder_attention_mask=mask).sample
+
+    # --------------------------------------------------------------- training
+    def _select_frames(self, batch: dict[str, Any], generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        frames, flow = batch["frames"], batch["flow"]
+        self.flow_conditioner.check_flow(flow)
+        k = self.hparams.frames_per_step
+        if k is None or k >= frames.shape[1]:
+            return frames, flow
+        b, f = frames.shape[:2]
+        order = torch.rand((b, f), generator=generator, device=self.device).argsort(dim=1)[:, :k]
+        rows = torch.arange(b, device=self.device)[:, None]
+        return frames[rows, order], flow[rows, order]
+
+    def diffusion_loss(self, batch: dict[str, Any], generator: torch.Generator) -> torch.Tensor:
+        """Eq. 11: || nu - eps_theta(x_t^i, t, y^i, c) ||^2 with nu, t shared by a video's frames."""
+        frames, flow = self._select_frames(batch, generator)
+        x0 = self.encode_frames(frames)
+        b, f = x0.shape[:2]
+        mode = self.hparams.noise_sharing
+        nu = sample_video_noise(b, f, tuple(x0.shape[2:]), mode, generator, self.device, x0.dtype)
+        t = sample_video_timesteps(b, f, self.noise_scheduler.config.num_train_timesteps, mode, generator, self.device)
+        x_t = add_noise_to_videos(self.noise_scheduler.alphas_cumprod, x0, nu, t)
+        keep_text = sample_condition_keep(b, self.hparams.text_dropout, generator, self.device)
+        keep_flow = sample_condition_keep(b, self.hparams.flow_dropout, generator, self.device)
+        text_hidden, text_mask = self.text_condition(batch["caption"])
+        eps = self.predict_noise(
+            rearrange(x_t, "b f c h w -> (b f) c h w"),
+            rearrange(t, "b f -> (b f)"),
+            repeat(text_hidden, "b l d -> (b f) l d", f=f),
+            repeat(text_mask, "b l -> (b f) l", f=f),
+            rearrange(flow, "b f c h w -> (b f) c h w"),
+            repeat(keep_text, "b -> (b f)", f=f),
+            repeat(keep_flow, "b -> (b f)", f=f),
+        )
+        return F.mse_loss(eps.float(), rearrange(nu, "b f c h w -> (b f) c h w").float())
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        loss = self.diffusion_loss(batch, self.noise_generator)
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["caption"]))
+        return loss
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        generator = torch.Generator(device=self.device).manual_seed(1000 + batch_idx)
+        loss = self.diffusion_loss(batch, generator)
+        self.log("val/loss", loss, prog_bar=True, batch_size=len(batch["caption"]), sync_dist=True)
+        return loss
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        params = [p for p in self.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(params, lr=self.hparams.learning_rate, weight_decay=self.hparams.weight_decay)
+        warmup = max(1, self.hparams.warmup_steps)
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+    # --------------------------------------------------------------- sampling
+    def make_denoiser(self, captions: list[str], flow: torch.Tensor):
+        """The guided eps for (B, F, C, H, W) x_t: all frames and branches in ONE network call."""
+        b, f = flow.shape[:2]
+        branches = guidance_branches(self.guidance)
+        text_hidden, text_mask = self.text_condition(captions)
+        n = len(branches)
+        hidden = repeat(text_hidden, "b l d -> (n b f) l d", n=n, f=f)
+        mask = repeat(text_mask, "b l -> (n b f) l", n=n, f=f)
+        flows = repeat(flow.to(self.device), "b f c h w -> (n b f) c h w", n=n)
+        keep_text = torch.tensor([kt for kt, _ in branches], device=self.device)
+        keep_flow = torch.tensor([kf for _, kf in branches], device=self.device)
+        keep_text = repeat(keep_text, "n -> (n b f)", b=b, f=f)
+        keep_flow = repeat(keep_flow, "n -> (n b f)", b=b, f=f)
+
+        def denoise(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            x = repeat(x_t, "b f c h w -> (n b f) c h w", n=n).to(self.unet.dtype)
+            timesteps = t.to(self.device).expand(x.shape[0])
+            eps = self.predict_noise(x, timesteps, hidden, mask, flows, keep_text, keep_flow)
+            per_branch = rearrange(eps.float(), "(n b f) c h w -> n b f c h w", n=n, b=b)
+            return combine_guidance(list(per_branch), self.guidance)
+
+        return denoise
+
+    @torch.no_grad()
+    def sample_videos(
+        self,
+        batch: dict[str, Any],
+        generator: torch.Generator | None = None,
+        initial_noise: torch.Tensor | None = None,
+        noise_sharing: NoiseSharing | None = None,
+        progress: bool = False,
+    ) -> torch.Tensor:
+        """Sample (B, F, 3, H, W) frames in [-1, 1] for the batch's captions and flows."""
+        flow = batch["flow"]
+        self.flow_conditioner.check_flow(flow)
+        b, f = flow.shape[:2]
+        scheduler = DDIMScheduler.from_config(self.noise_scheduler.config)
+        x0 = sector_ddim_sample(
+            self.make_denoiser(list(batch["caption"]), flow),
+            scheduler,
+            num_videos=b,
+            num_frames=f,
+            frame_shape=self.frame_shape(),
+            num_inference_steps=self.hparams.num_inference_steps,
+            eta=self.hparams.eta,
+            noise_sharing=noise_sharing or self.hparams.sample_noise_sharing,
+            generator=generator,
+            device=self.device,
+            initial_noise=initial_noise,
+            progress=progress,
+        )
+        return self.decode_frames(x0)
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
+        generator = torch.Generator().manual_seed(self.hparams.sampling_seed + batch_idx)
+        videos = self.sample_videos(batch, generator)
+        return {"videos": videos.cpu(), "flow": batch["flow"].cpu(), "caption": list(batch["caption"]),
+                "video_id": list(batch["video_id"])}

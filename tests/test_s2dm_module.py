@@ -1,0 +1,148 @@
+"""The S2DM LightningModule: what the network really receives in training and sampling."""
+
+import pytest
+import torch
+
+from s2dm_lightning.flow_format import identity_condition
+from s2dm_lightning.models import S2DM
+from tests.conftest import HashTextEncoder, fake_batch, tiny_unet
+
+
+def make_model(fusion="both", **kwargs):
+    in_channels = 6 if fusion in ("concat", "both") else 3
+    return S2DM(tiny_unet(in_channels=in_channels), HashTextEncoder(), flow_fusion=fusion, flow_size=8, **kwargs)
+
+
+class UNetInputs:
+    """Captures (sample, timestep, encoder_hidden_states) of every UNet call."""
+
+    def __init__(self, unet):
+        self.calls = []
+        unet.register_forward_pre_hook(self._hook, with_kwargs=True)
+
+    def _hook(self, module, args, kwargs):
+        self.calls.append((args[0].detach().clone(), args[1].detach().clone(), kwargs["encoder_hidden_states"].detach()))
+
+
+def recovered_noise(model, x_t, t, x0):
+    """nu = (x_t - sqrt(alpha_hat_t) x_0) / sqrt(1 - alpha_hat_t)  (Eq. 8 solved for nu)."""
+    a = model.noise_scheduler.alphas_cumprod[t].view(-1, 1, 1, 1)
+    return (x_t - a.sqrt() * x0) / (1 - a).sqrt()
+
+
+@pytest.mark.parametrize("mode", ["shared", "independent"])
+def test_training_step_noise_and_timestep_sharing(mode):
+    model = make_model(noise_sharing=mode)
+    batch = fake_batch(num_videos=3, num_frames=4)
+    inputs = UNetInputs(model.unet)
+    model.training_step(batch, 0)
+    sample, t, _ = inputs.calls[0]
+    x_t = sample[:, :3]  # the first 3 channels are x_t; the rest are flow channels
+    nu = recovered_noise(model, x_t, t, batch["frames"].flatten(0, 1)).view(3, 4, 3, 8, 8)
+    t = t.view(3, 4)
+    if mode == "shared":
+        assert (t == t[:, :1]).all(), "frames of one video must share t"
+        for v in range(3):
+            for f in range(4):
+                torch.testing.assert_close(nu[v, f], nu[v, 0], atol=2e-3, rtol=0)
+        assert not torch.allclose(nu[0, 0], nu[1, 0], atol=0.1), "two videos must get different noise"
+    else:
+        assert (nu[:, 1:] - nu[:, :1]).abs().amax() > 0.5, "independent mode must differ between frames"
+
+
+def test_frames_per_step_keeps_noise_shared_on_the_frames_kept():
+    model = make_model(frames_per_step=2)
+    batch = fake_batch(num_videos=2, num_frames=4)
+    inputs = UNetInputs(model.unet)
+    model.training_step(batch, 0)
+    sample, t, _ = inputs.calls[0]
+    assert sample.shape[0] == 4  # 2 videos x 2 frames
+    t = t.view(2, 2)
+    assert (t == t[:, :1]).all()
+
+
+def test_condition_dropout_rates_and_per_video_consistency():
+    torch.manual_seed(0)
+    model = make_model(fusion="tokens", text_dropout=0.3, flow_dropout=0.6)
+    inputs = UNetInputs(model.unet)
+    batch = fake_batch(num_videos=32, num_frames=2)
+    null_text, _ = model.text_condition([""])
+    null_flow = model.flow_conditioner.null_tokens.detach()
+    with torch.no_grad():
+        for _ in range(25):
+            model.diffusion_loss(batch, model.noise_generator)
+    text_dropped, flow_dropped = [], []
+    for _, _, hidden in inputs.calls:
+        hidden = hidden.view(32, 2, *hidden.shape[1:])
+        text = hidden[..., :-1, :]
+        flow = hidden[..., -1:, :]
+        t_drop = (text == null_text).flatten(2).all(-1)
+        f_drop = (flow == null_flow).flatten(2).all(-1)
+        assert (t_drop[:, 0] == t_drop[:, 1]).all() and (f_drop[:, 0] == f_drop[:, 1]).all(), "dropout is per video"
+        text_dropped += t_drop[:, 0].tolist()
+        flow_dropped += f_drop[:, 0].tolist()
+    n = len(text_dropped)
+    assert n == 800
+    assert abs(sum(text_dropped) / n - 0.3) < 4 * (0.3 * 0.7 / n) ** 0.5
+    assert abs(sum(flow_dropped) / n - 0.6) < 4 * (0.6 * 0.4 / n) ** 0.5
+    both = sum(a and b for a, b in zip(text_dropped, flow_dropped)) / n
+    assert abs(both - 0.18) < 4 * (0.18 * 0.82 / n) ** 0.5, "text and flow are dropped independently"
+
+
+@pytest.mark.parametrize("eta", [0.0, 0.5])
+def test_shared_z_T_and_identical_flows_give_identical_frames(eta):
+    model = make_model(eta=eta, num_inference_steps=4).eval()
+    batch = fake_batch(num_videos=2, num_frames=3)
+    batch["flow"] = identity_condition(8, 8).expand(2, 3, 3, 8, 8).clone()
+    video = model.sample_videos(batch, torch.Generator().manual_seed(0))
+    assert video.shape == (2, 3, 3, 8, 8)
+    for f in range(1, 3):
+        torch.testing.assert_close(video[:, f], video[:, 0], atol=1e-5, rtol=0)
+    assert not torch.allclose(video[0, 0], video[1, 0], atol=1e-3), "videos get their own z_T"
+    independent = model.sample_videos(batch, torch.Generator().manual_seed(0), noise_sharing="independent")
+    assert (independent[:, 1] - independent[:, 0]).abs().amax() > 1e-2
+
+
+def test_sampling_makes_one_batched_network_call_per_step():
+    model = make_model(num_inference_steps=5, guidance_mode="separate").eval()
+    inputs = UNetInputs(model.unet)
+    batch = fake_batch(num_videos=2, num_frames=4)
+    model.sample_videos(batch, torch.Generator().manual_seed(0))
+    assert len(inputs.calls) == 5
+    assert all(sample.shape[0] == 3 * 2 * 4 for sample, _, _ in inputs.calls)  # 3 branches x 2 videos x 4 frames
+
+
+def test_same_seed_gives_same_video_and_flow_changes_frames():
+    model = make_model(num_inference_steps=3).eval()
+    batch = fake_batch(num_videos=1, num_frames=3)
+    a = model.sample_videos(batch, torch.Generator().manual_seed(5))
+    b = model.sample_videos(batch, torch.Generator().manual_seed(5))
+    torch.testing.assert_close(a, b)
+    assert (a[:, 1] - a[:, 0]).abs().amax() > 1e-4, "different flows must give different frames"
+
+
+def test_unet_channels_must_match_fusion():
+    with pytest.raises(ValueError, match="in_channels=6"):
+        S2DM(tiny_unet(in_channels=3), HashTextEncoder(), flow_fusion="both", flow_size=8)
+
+
+def test_wrong_flow_shape_names_the_setting():
+    model = make_model()
+    batch = fake_batch(flow_size=4)
+    with pytest.raises(ValueError, match="flow_size"):
+        model.training_step(batch, 0)
+
+
+def test_training_reduces_loss_on_a_fixed_batch():
+    torch.manual_seed(0)
+    model = make_model(text_dropout=0.0, flow_dropout=0.0)
+    batch = fake_batch(num_videos=2, num_frames=2)
+    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+    fixed = lambda: torch.Generator().manual_seed(0)  # noqa: E731 - same nu and t every step
+    first = model.diffusion_loss(batch, fixed()).item()
+    for _ in range(30):
+        loss = model.diffusion_loss(batch, fixed())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert model.diffusion_loss(batch, fixed()).item() < 0.5 * first
