@@ -59,7 +59,9 @@ class VideoFeatureMetric(Metric):
     ) -> None:
         super().__init__(**kwargs)
         if feature_extractor is not None and not isinstance(feature_extractor, nn.Module):
-            raise TypeError(f"feature_extractor must be a torch.nn.Module, got {type(feature_extractor).__name__}")
+            raise TypeError(
+                f"feature_extractor must be a torch.nn.Module, got {type(feature_extractor).__name__}"
+            )
         if not isinstance(reset_real_features, bool):
             raise TypeError("reset_real_features must be a bool")
         # A tuple keeps the module out of nn.Module's submodule registry (and out of state_dict).
@@ -102,6 +104,11 @@ class VideoFeatureMetric(Metric):
             raise ValueError(f"features must be (N, d), got {tuple(feats.shape)} from the feature extractor")
         return feats.detach().to(device=self.device, dtype=torch.float64)
 
+    def forward(self, *args, **kwargs) -> None:
+        """Same as ``update``: a distribution distance has no meaningful per-batch value, so unlike
+        torchmetrics' default ``forward`` nothing is computed (that would fail on a one-sided batch)."""
+        self.update(*args, **kwargs)
+
     def _bump(self) -> None:
         """Bookkeeping of torchmetrics' wrapped ``update`` for updates that bypass it."""
         self._computed = None
@@ -112,10 +119,16 @@ class VideoFeatureMetric(Metric):
         if self.reset_real_features:
             super().reset()
             return
-        kept = {name: getattr(self, name) for name in self._real_state_names}
+        # copy: Metric.reset() clears list states in place
+        kept = {name: _copy_state(getattr(self, name)) for name in self._real_state_names}
         super().reset()
         for name, value in kept.items():
             setattr(self, name, value)
+
+
+def _copy_state(value: torch.Tensor | list) -> torch.Tensor | list:
+    """A shallow copy of a metric state (a new list for list states, the tensor itself otherwise)."""
+    return list(value) if isinstance(value, list) else value
 
 
 def _run_frozen(extractor: nn.Module, inputs: torch.Tensor) -> torch.Tensor:

@@ -63,10 +63,18 @@ def feature_statistics(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tens
     return mean_cov_from_sums(x.sum(0), x.T @ x, x.shape[0])
 
 
+def _zero_below_rank_tol(evals: torch.Tensor) -> torch.Tensor:
+    """Set eigenvalues below the numerical-rank tolerance ``d * eps * max|lambda|`` (as
+    ``numpy.linalg.matrix_rank``) to 0: they are round-off of true zeros (singular covariances when
+    n <= d), and their square roots would otherwise add a spurious ~sqrt(eps) each."""
+    tol = evals.shape[-1] * torch.finfo(evals.dtype).eps * evals.abs().max()
+    return torch.where(evals > tol, evals, torch.zeros_like(evals))
+
+
 def _psd_sqrt(mat: torch.Tensor) -> torch.Tensor:
-    """Symmetric square root of a symmetric PSD matrix via eigh, negative round-off eigenvalues clamped to 0."""
+    """Symmetric square root of a symmetric PSD matrix via eigh (round-off eigenvalues zeroed)."""
     evals, evecs = torch.linalg.eigh((mat + mat.T) / 2)
-    return (evecs * evals.clamp(min=0).sqrt()) @ evecs.T
+    return (evecs * _zero_below_rank_tol(evals).sqrt()) @ evecs.T
 
 
 def trace_sqrt_product(cov1: torch.Tensor, cov2: torch.Tensor) -> torch.Tensor:
@@ -75,8 +83,9 @@ def trace_sqrt_product(cov1: torch.Tensor, cov2: torch.Tensor) -> torch.Tensor:
     S1 S2 is similar to the symmetric PSD matrix M = S1^{1/2} S2 S1^{1/2} (S1 S2 = S1^{1/2} M S1^{-1/2}),
     so the eigenvalues of (S1 S2)^{1/2} are the square roots of M's eigenvalues and
     Tr((S1 S2)^{1/2}) = sum_k sqrt(lambda_k(M)). Using ``eigh`` on symmetric matrices keeps everything
-    real and stable even for singular covariances (n < d), where a general ``sqrtm`` of S1 S2 can
-    return complex round-off. Tiny negative round-off eigenvalues are clamped to 0.
+    real and stable even for singular covariances (n <= d), where a general ``sqrtm`` of S1 S2 can
+    return complex round-off. Eigenvalues below the numerical-rank tolerance (``d * eps * max``) and
+    negative round-off are set to 0 before the square roots.
 
     Args:
         cov1: (d, d) symmetric PSD matrix.
@@ -88,7 +97,7 @@ def trace_sqrt_product(cov1: torch.Tensor, cov2: torch.Tensor) -> torch.Tensor:
     root1 = _psd_sqrt(cov1.to(_F64))
     m = root1 @ cov2.to(_F64) @ root1
     evals = torch.linalg.eigvalsh((m + m.T) / 2)
-    return evals.clamp(min=0).sqrt().sum()
+    return _zero_below_rank_tol(evals).sqrt().sum()
 
 
 def frechet_distance(
@@ -206,12 +215,16 @@ def kernel_distance(
         raise ValueError(f"subsets must be >= 1, got {subsets}")
     if subset_size is None:
         if subsets != 1:
-            raise ValueError("subsets > 1 needs a subset_size (random subsets of the full size would be equal)")
+            raise ValueError(
+                "subsets > 1 needs a subset_size (random subsets of the full size would be equal)"
+            )
         value = mmd2_unbiased(real, fake, degree, gamma, coef0)
         return value, torch.zeros_like(value)
     n_r, n_f = real.shape[0], fake.shape[0]
     if subset_size < 2 or subset_size > min(n_r, n_f):
-        raise ValueError(f"subset_size must be in [2, min(n_real, n_fake)] = [2, {min(n_r, n_f)}], got {subset_size}")
+        raise ValueError(
+            f"subset_size must be in [2, min(n_real, n_fake)] = [2, {min(n_r, n_f)}], got {subset_size}"
+        )
     gen = torch.Generator().manual_seed(seed)
     scores = []
     for _ in range(subsets):

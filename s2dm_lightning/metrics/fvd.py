@@ -62,7 +62,13 @@ class FrechetVideoDistance(VideoFeatureMetric):
         **kwargs,
     ) -> None:
         super().__init__(
-            feature_extractor, i3d_weights, value_range, layout, resize_convention, reset_real_features, **kwargs
+            feature_extractor,
+            i3d_weights,
+            value_range,
+            layout,
+            resize_convention,
+            reset_real_features,
+            **kwargs,
         )
         if feature_dim < 1:
             raise ValueError(f"feature_dim must be positive, got {feature_dim}")
@@ -71,9 +77,13 @@ class FrechetVideoDistance(VideoFeatureMetric):
         for side in ("real", "fake"):
             self.add_state(f"{side}_features_sum", torch.zeros(feature_dim, dtype=f64), dist_reduce_fx="sum")
             self.add_state(
-                f"{side}_features_outer_sum", torch.zeros(feature_dim, feature_dim, dtype=f64), dist_reduce_fx="sum"
+                f"{side}_features_outer_sum",
+                torch.zeros(feature_dim, feature_dim, dtype=f64),
+                dist_reduce_fx="sum",
             )
-            self.add_state(f"{side}_features_num_samples", torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
+            self.add_state(
+                f"{side}_features_num_samples", torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum"
+            )
         self._cached_real: FeatureStatistics | None = None
 
     # ------------------------------------------------------------------ updates
@@ -110,8 +120,14 @@ class FrechetVideoDistance(VideoFeatureMetric):
         side = "real" if real else "fake"
         # streaming sums: s += sum_i x_i,  O += sum_i x_i x_i^T,  n += N
         setattr(self, f"{side}_features_sum", getattr(self, f"{side}_features_sum") + feats.sum(0))
-        setattr(self, f"{side}_features_outer_sum", getattr(self, f"{side}_features_outer_sum") + feats.T @ feats)
-        setattr(self, f"{side}_features_num_samples", getattr(self, f"{side}_features_num_samples") + feats.shape[0])
+        setattr(
+            self, f"{side}_features_outer_sum", getattr(self, f"{side}_features_outer_sum") + feats.T @ feats
+        )
+        setattr(
+            self,
+            f"{side}_features_num_samples",
+            getattr(self, f"{side}_features_num_samples") + feats.shape[0],
+        )
 
     # ------------------------------------------------------------------ compute
     def _side_statistics(self, side: str) -> FeatureStatistics:
@@ -151,14 +167,20 @@ class FrechetVideoDistance(VideoFeatureMetric):
         """
         d = self.feature_dim
         if tuple(mean.shape) != (d,) or tuple(cov.shape) != (d, d):
-            raise ValueError(f"expected mean ({d},) and cov ({d}, {d}), got {tuple(mean.shape)} and {tuple(cov.shape)}")
+            raise ValueError(
+                f"expected mean ({d},) and cov ({d}, {d}), got {tuple(mean.shape)} and {tuple(cov.shape)}"
+            )
         if int(num_samples) < 2:
             raise ValueError(f"num_samples must be >= 2, got {num_samples}")
         if int(self.real_features_num_samples) > 0:
-            raise RuntimeError("real updates were already made; reset() before setting cached real statistics")
+            raise RuntimeError(
+                "real updates were already made; reset() before setting cached real statistics"
+            )
         f64 = torch.float64
         self._cached_real = FeatureStatistics(
-            mean.detach().to(self.device, f64).clone(), cov.detach().to(self.device, f64).clone(), int(num_samples)
+            mean.detach().to(self.device, f64).clone(),
+            cov.detach().to(self.device, f64).clone(),
+            int(num_samples),
         )
         self._computed = None
 
@@ -197,6 +219,8 @@ class FrechetVideoDistance(VideoFeatureMetric):
         """
         payload = torch.load(path, map_location="cpu", weights_only=True)
         if int(payload.get("feature_dim", -1)) != self.feature_dim:
-            raise ValueError(f"{path} holds {payload.get('feature_dim')}-d statistics, metric has {self.feature_dim}")
+            raise ValueError(
+                f"{path} holds {payload.get('feature_dim')}-d statistics, metric has {self.feature_dim}"
+            )
         self.set_real_statistics(payload["mean"], payload["cov"], int(payload["num_samples"]))
         return dict(payload.get("metadata", {}))

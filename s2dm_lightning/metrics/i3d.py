@@ -208,7 +208,9 @@ class TorchScriptI3D(_FrozenEvalMixin, nn.Module):
             ``rescale=False, resize=False, return_features=True`` (StyleGAN-V's signature).
     """
 
-    def __init__(self, script: torch.jit.ScriptModule, script_kwargs: Mapping[str, bool] | None = None) -> None:
+    def __init__(
+        self, script: torch.jit.ScriptModule, script_kwargs: Mapping[str, bool] | None = None
+    ) -> None:
         super().__init__()
         self.script = script
         self.script_kwargs = dict(STYLEGAN_V_SCRIPT_KWARGS if script_kwargs is None else script_kwargs)
@@ -292,7 +294,9 @@ def load_i3d(
         return TorchScriptI3D(torch.jit.load(os.fspath(path), map_location=map_location), script_kwargs)
     state = torch.load(path, map_location=map_location, weights_only=True)
     if not isinstance(state, Mapping):
-        raise ValueError(f"{path} holds a {type(state).__name__}, expected an I3D state dict or TorchScript file")
+        raise ValueError(
+            f"{path} holds a {type(state).__name__}, expected an I3D state dict or TorchScript file"
+        )
     model = InceptionI3d(bn_eps=bn_eps)
     model.load_state_dict(_clean_state_dict(state, model), strict=True)
     return model.to(map_location)

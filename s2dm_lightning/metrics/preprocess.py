@@ -78,7 +78,9 @@ def to_bcthw(videos: torch.Tensor, layout: str = "BTHWC") -> torch.Tensor:
     if layout not in VIDEO_LAYOUTS:
         raise ValueError(f"layout must be one of {VIDEO_LAYOUTS}, got {layout!r}")
     if videos.ndim != 5:
-        raise ValueError(f"expected a 5-D batch of videos in layout {layout}, got shape {tuple(videos.shape)}")
+        raise ValueError(
+            f"expected a 5-D batch of videos in layout {layout}, got shape {tuple(videos.shape)}"
+        )
     perm = {"BTHWC": (0, 4, 1, 2, 3), "BTCHW": (0, 2, 1, 3, 4), "BCTHW": (0, 1, 2, 3, 4)}[layout]
     out = videos.permute(*perm)
     if out.shape[1] != 3:
@@ -89,9 +91,7 @@ def to_bcthw(videos: torch.Tensor, layout: str = "BTHWC") -> torch.Tensor:
     return out
 
 
-def scale_to_unit_range(
-    videos: torch.Tensor, value_range: tuple[float, float] | None = None
-) -> torch.Tensor:
+def scale_to_unit_range(videos: torch.Tensor, value_range: tuple[float, float] | None = None) -> torch.Tensor:
     """Map pixel values affinely from ``value_range`` to [-1, 1] in float32.
 
     Formula: ``y = 2 * (x - lo) / (hi - lo) - 1``; for uint8 this is the reference's ``2 x / 255 - 1``.

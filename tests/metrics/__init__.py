@@ -1,0 +1,1 @@
+"""Tests of s2dm_lightning.metrics."""
