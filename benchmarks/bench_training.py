@@ -1,0 +1,73 @@
+"""Training throughput (frames/s) and the time of one 16-frame sample, for a config.
+
+    python benchmarks/bench_training.py [--config configs/synthetic.yaml] [--steps 10]
+
+The model is built from the config exactly as `fit` builds it; batches are random
+frames with identity flows of the config's shapes (speed does not depend on content).
+Not a test: numbers depend on the machine; compare them only within one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from s2dm_lightning.cli import S2DMCLI
+from s2dm_lightning.flow_format import identity_condition
+
+
+def build(config: str):
+    cli = S2DMCLI(args=["--config", config, "--trainer.logger=false"], run=False)
+    return cli.model, cli.datamodule
+
+
+def random_batch(model, batch_size: int, num_frames: int, resolution: int) -> dict:
+    flow_size = model.flow_conditioner.flow_size
+    flow = identity_condition(flow_size, flow_size).expand(batch_size, num_frames, 3, flow_size, flow_size)
+    return {
+        "frames": torch.rand(batch_size, num_frames, 3, resolution, resolution) * 2 - 1,
+        "flow": flow.clone(),
+        "caption": ["a red square moves to the left"] * batch_size,
+        "video_id": [str(i) for i in range(batch_size)],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default="configs/synthetic.yaml")
+    parser.add_argument("--steps", type=int, default=10, help="timed training steps (after 2 warm-up steps)")
+    args = parser.parse_args()
+
+    model, data = build(args.config)
+    batch = random_batch(model, data.batch_size, data.num_frames, data.resolution)
+    frames_per_step = data.batch_size * (model.hparams.frames_per_step or data.num_frames)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    model.train()
+    for step in range(args.steps + 2):
+        if step == 2:
+            start = time.perf_counter()
+        loss = model.diffusion_loss(batch, model.noise_generator)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    train_seconds = (time.perf_counter() - start) / args.steps
+
+    model.eval()
+    one_video = {k: v[:1] for k, v in batch.items()}
+    model.sample_videos(one_video, torch.Generator().manual_seed(0))  # warm-up
+    start = time.perf_counter()
+    model.sample_videos(one_video, torch.Generator().manual_seed(0))
+    sample_seconds = time.perf_counter() - start
+
+    print(f"config: {args.config}  threads: {torch.get_num_threads()}")
+    print(f"training: {train_seconds:.3f} s/step, {frames_per_step} frames/step -> {frames_per_step / train_seconds:.1f} frames/s")
+    print(
+        f"sampling: one {data.num_frames}-frame video, {model.hparams.num_inference_steps} DDIM steps, "
+        f"guidance {model.guidance.mode}: {sample_seconds:.2f} s"
+    )
+
+
+if __name__ == "__main__":
+    main()
