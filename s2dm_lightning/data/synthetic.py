@@ -69,7 +69,9 @@ def split_combinations(
 ) -> set[tuple[str, str, str]]:
     """A seeded set of held-out combinations (about 20%) leaving every attribute value in train."""
     if len(combinations) < 2:
-        raise ValueError(f"need at least 2 attribute combinations to make a train/test split, got {len(combinations)}")
+        raise ValueError(
+            f"need at least 2 attribute combinations to make a train/test split, got {len(combinations)}"
+        )
     count = max(1, round(TEST_COMBINATION_FRACTION * len(combinations)))
     for _ in range(1000):
         chosen = rng.choice(len(combinations), size=count, replace=False)
@@ -129,9 +131,7 @@ def render_video(
     return out
 
 
-def _write_dataset(
-    target: Path, num_videos: int, frames_per_video: int, image_size: int, seed: int
-) -> None:
+def _write_dataset(target: Path, num_videos: int, frames_per_video: int, image_size: int, seed: int) -> None:
     rng = np.random.default_rng(seed)
     combos = all_combinations()
     order = rng.permutation(len(combos))
@@ -189,7 +189,12 @@ def generate_synthetic_dataset(
         raise ValueError(f"frames_per_video must be at least 2, got {frames_per_video}")
     if image_size < 8:
         raise ValueError(f"image_size must be at least 8, got {image_size}")
-    settings = {"num_videos": num_videos, "frames_per_video": frames_per_video, "image_size": image_size, "seed": seed}
+    settings = {
+        "num_videos": num_videos,
+        "frames_per_video": frames_per_video,
+        "image_size": image_size,
+        "seed": seed,
+    }
     if (root / "metadata.csv").exists() and not overwrite:
         _warn_if_different(root, settings)
         return root

@@ -72,7 +72,9 @@ def _open_decord(path: Path):
     try:
         return decord.VideoReader(str(path), num_threads=1)
     except Exception as error:  # decord raises plain RuntimeError/DECORDError
-        raise VideoReadError(path, f"video file is corrupt or unsupported ({str(error).splitlines()[0]})") from error
+        raise VideoReadError(
+            path, f"video file is corrupt or unsupported ({str(error).splitlines()[0]})"
+        ) from error
 
 
 def _check_indices(path: Path, indices: Sequence[int], length: int) -> list[int]:
@@ -90,7 +92,9 @@ def count_frames(path: str | Path) -> int:
     if path.is_dir():
         return len(_folder_frames(path))
     if path.suffix.lower() not in VIDEO_SUFFIXES:
-        raise VideoReadError(path, f"unsupported suffix '{path.suffix}' (expected a frame folder or {VIDEO_SUFFIXES})")
+        raise VideoReadError(
+            path, f"unsupported suffix '{path.suffix}' (expected a frame folder or {VIDEO_SUFFIXES})"
+        )
     return len(_open_decord(path))
 
 
@@ -108,7 +112,9 @@ def read_video(path: str | Path, indices: Sequence[int] | None = None) -> np.nda
             raise VideoReadError(path, f"frames have different sizes {sorted(shapes)}")
         return np.stack(frames)
     if path.suffix.lower() not in VIDEO_SUFFIXES:
-        raise VideoReadError(path, f"unsupported suffix '{path.suffix}' (expected a frame folder or {VIDEO_SUFFIXES})")
+        raise VideoReadError(
+            path, f"unsupported suffix '{path.suffix}' (expected a frame folder or {VIDEO_SUFFIXES})"
+        )
     reader = _open_decord(path)
     length = len(reader)
     if length == 0:
@@ -116,8 +122,27 @@ def read_video(path: str | Path, indices: Sequence[int] | None = None) -> np.nda
     wanted = list(range(length)) if indices is None else _check_indices(path, indices, length)
     try:
         frames = reader.get_batch(wanted).asnumpy()
+        if frames.ndim != 4 or frames.shape[-1] != 3:
+            raise RuntimeError(f"decoded frames have shape {frames.shape}")
     except Exception as error:
-        raise VideoReadError(path, f"decoding failed ({str(error).splitlines()[0]})") from error
-    if frames.ndim != 4 or frames.shape[-1] != 3:
-        raise VideoReadError(path, f"decoded frames have unexpected shape {frames.shape}")
+        # decord 0.6 mis-handles row padding for some widths (e.g. 48 px MJPG gives a
+        # 4-channel size mismatch); OpenCV reads those files correctly.
+        frames = _read_with_opencv(path, wanted, first_error=error)
     return np.ascontiguousarray(frames, dtype=np.uint8)
+
+
+def _read_with_opencv(path: Path, wanted: list[int], first_error: Exception) -> np.ndarray:
+    capture = cv2.VideoCapture(str(path))
+    decoded: list[np.ndarray] = []
+    try:
+        while capture.isOpened():
+            ok, frame = capture.read()
+            if not ok:
+                break
+            decoded.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+    finally:
+        capture.release()
+    if not decoded or max(wanted) >= len(decoded):
+        reason = str(first_error).splitlines()[0] if str(first_error) else type(first_error).__name__
+        raise VideoReadError(path, f"decoding failed (decord: {reason}; OpenCV read {len(decoded)} frames)")
+    return np.stack([decoded[i] for i in wanted])

@@ -1,0 +1,273 @@
+"""LightningDataModules: a folder of videos with captions and a split, plus the synthetic one.
+
+Batches are default-collated dicts: ``frames`` (B, F, 3, R, R) in [-1, 1], ``flow``
+(B, F, 3, h, w), ``caption`` list[str], ``video_id`` list[str], ``frame_indices`` (B, F).
+Validation uses the first ``val_videos`` videos of the ``val`` split if the dataset has
+one, else of the ``test`` split; test and predict use the whole test split. All
+evaluation sampling is deterministic.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import lightning as L
+from torch.utils.data import DataLoader
+
+from s2dm_lightning.data.datasets import VideoClipDataset, VideoRecord, read_metadata
+from s2dm_lightning.data.flow import FlowSettings
+from s2dm_lightning.data.flow_cache import FlowCache
+from s2dm_lightning.data.preprocess import PreprocessSummary, preprocess_flows
+from s2dm_lightning.data.synthetic import generate_synthetic_dataset
+
+log = logging.getLogger(__name__)
+
+
+class VideoDataModule(L.LightningDataModule):
+    """Base: videos under ``root`` with captions and a train/val/test split; subclasses implement ``list_records``.
+
+    Args:
+        root: dataset folder (the ``data.root`` value).
+        resolution: frames are resized to resolution x resolution.
+        flow_size: resolution of the stored flow/occlusion maps (= the diffusion resolution:
+            32 for pixel-space synthetic, 16 for 128-px latent models).
+        flow_estimator: ``"opencv-dis"`` or ``"opencv-farneback"``.
+        dis_preset: DIS preset: ``"ultrafast"``, ``"fast"`` or ``"medium"``.
+        num_frames: frames per clip, one from each of num_frames equal intervals.
+        batch_size: videos per batch.
+        num_workers: DataLoader worker processes.
+        val_videos: validation uses the first N videos of the val split (or the test split).
+        cache_dir: flow cache folder; default ``<root>/flow_cache_<flow_size>``.
+        preprocess_workers: processes used to compute missing flows (0 = in this process).
+    """
+
+    def __init__(
+        self,
+        root: str,
+        resolution: int = 32,
+        flow_size: int = 32,
+        flow_estimator: str = "opencv-dis",
+        dis_preset: str = "medium",
+        num_frames: int = 16,
+        batch_size: int = 4,
+        num_workers: int = 0,
+        val_videos: int = 8,
+        cache_dir: str | None = None,
+        preprocess_workers: int = 0,
+    ) -> None:
+        super().__init__()
+        self.root = root
+        self.resolution = resolution
+        self.num_frames = num_frames
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.val_videos = val_videos
+        self.preprocess_workers = preprocess_workers
+        # Validates estimator and preset names now, not after an hour of training.
+        self.flow_settings = FlowSettings(
+            estimator=flow_estimator, dis_preset=dis_preset, flow_size=flow_size
+        )
+        self.cache_dir = cache_dir if cache_dir is not None else str(Path(root) / f"flow_cache_{flow_size}")
+        self.datasets: dict[str, VideoClipDataset] = {}
+
+    # -- to implement ------------------------------------------------------------------------------
+
+    def list_records(self) -> list[VideoRecord]:
+        """All videos of the dataset, every split."""
+        raise NotImplementedError(f"{type(self).__name__} must implement list_records()")
+
+    # -- shared machinery --------------------------------------------------------------------------
+
+    def check_root(self) -> Path:
+        root = Path(self.root)
+        if not root.is_dir():
+            raise FileNotFoundError(
+                f"dataset folder data.root={self.root!r} does not exist (resolved: '{root.resolve()}'); "
+                "set data.root to the folder holding the dataset"
+            )
+        return root
+
+    def flow_cache(self) -> FlowCache:
+        return FlowCache(self.cache_dir, self.flow_settings)
+
+    def preprocess(self, progress: bool = True) -> PreprocessSummary:
+        """Compute the missing flows of every video, print and return the summary."""
+        self.check_root()
+        summary = preprocess_flows(self.list_records(), self.flow_cache(), self.preprocess_workers, progress)
+        print(summary)
+        return summary
+
+    def prepare_data(self) -> None:
+        self.preprocess()
+
+    def setup(self, stage: str | None = None) -> None:
+        self.check_root()
+        cache = self.flow_cache()
+        records = self.list_records()
+        available = [r for r in records if cache.has(r.video_id)]
+        missing = [r.video_id for r in records if not cache.has(r.video_id)]
+        if missing:
+            log.warning(
+                "%d of %d videos have no cached flow (preprocessing failed or was not run) and are left out: %s%s",
+                len(missing),
+                len(records),
+                ", ".join(missing[:5]),
+                " ..." if len(missing) > 5 else "",
+            )
+        by_split = {split: [r for r in available if r.split == split] for split in ("train", "val", "test")}
+        val_source = by_split["val"] or by_split["test"]
+        if stage in (None, "fit") and not by_split["train"]:
+            raise ValueError(
+                f"no training videos with cached flows under data.root={self.root!r} "
+                f"({len(records)} listed, {len(missing)} without flow); run prepare_data() / `preprocess` first"
+            )
+
+        def make(records_: list[VideoRecord], train: bool) -> VideoClipDataset:
+            return VideoClipDataset(records_, self.resolution, cache, self.num_frames, train=train)
+
+        self.datasets = {
+            "train": make(by_split["train"], True),
+            "val": make(val_source[: self.val_videos], False),
+            "test": make(by_split["test"], False),
+            "predict": make(by_split["test"], False),
+        }
+
+    def _dataset(self, name: str) -> VideoClipDataset:
+        if name not in self.datasets:
+            raise RuntimeError(
+                f"{type(self).__name__}.setup() must run before the {name} dataloader is built"
+            )
+        return self.datasets[name]
+
+    def _loader(self, dataset: VideoClipDataset, train: bool) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            shuffle=train,
+            # Drop an incomplete last batch only when there is a full one to keep.
+            drop_last=train and len(dataset) >= self.batch_size,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self._dataset("train"), train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self._dataset("val"), train=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self._dataset("test"), train=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader(self._dataset("predict"), train=False)
+
+
+class VideoFolderDataModule(VideoDataModule):
+    """Your own videos: ``root`` holds ``metadata.csv`` or ``metadata.json`` and the videos.
+
+    Metadata keys: ``path`` (frame folder or video file, relative to root), ``caption``,
+    ``split`` (train/val/test), optional ``video_id`` (default: path without suffix).
+    metadata.json is a list of objects with these keys.
+
+    Args:
+        root: dataset folder (the ``data.root`` value).
+        resolution: frames are resized to resolution x resolution.
+        flow_size: resolution of the stored flow/occlusion maps (= the diffusion resolution).
+        flow_estimator: ``"opencv-dis"`` or ``"opencv-farneback"``.
+        dis_preset: DIS preset: ``"ultrafast"``, ``"fast"`` or ``"medium"``.
+        num_frames: frames per clip, one from each of num_frames equal intervals.
+        batch_size: videos per batch.
+        num_workers: DataLoader worker processes.
+        val_videos: validation uses the first N videos of the val split (or the test split).
+        cache_dir: flow cache folder; default ``<root>/flow_cache_<flow_size>``.
+        preprocess_workers: processes used to compute missing flows (0 = in this process).
+    """
+
+    def metadata_path(self) -> Path:
+        root = self.check_root()
+        for name in ("metadata.csv", "metadata.json"):
+            if (root / name).exists():
+                return root / name
+        raise FileNotFoundError(f"data.root={self.root!r} holds neither metadata.csv nor metadata.json")
+
+    def list_records(self) -> list[VideoRecord]:
+        return read_metadata(self.metadata_path(), self.root)
+
+
+class SyntheticDataModule(VideoDataModule):
+    """The synthetic moving-shapes dataset, generated under ``root`` when missing (see ``data.synthetic``).
+
+    Args:
+        root: dataset folder; created with the synthetic data when it does not exist.
+        num_videos: videos to generate.
+        frames_per_video: frames per generated video.
+        image_size: generated frame size (square).
+        seed: generation seed (content and split).
+        resolution: frames are resized to resolution x resolution.
+        flow_size: resolution of the stored flow/occlusion maps (= the diffusion resolution).
+        flow_estimator: ``"opencv-dis"`` or ``"opencv-farneback"``.
+        dis_preset: DIS preset: ``"ultrafast"``, ``"fast"`` or ``"medium"``.
+        num_frames: frames per clip, one from each of num_frames equal intervals.
+        batch_size: videos per batch.
+        num_workers: DataLoader worker processes.
+        val_videos: validation uses the first N videos of the test split.
+        cache_dir: flow cache folder; default ``<root>/flow_cache_<flow_size>``.
+        preprocess_workers: processes used to compute missing flows (0 = in this process).
+    """
+
+    def __init__(
+        self,
+        root: str = "data/synthetic",
+        num_videos: int = 96,
+        frames_per_video: int = 32,
+        image_size: int = 32,
+        seed: int = 0,
+        resolution: int = 32,
+        flow_size: int = 32,
+        flow_estimator: str = "opencv-dis",
+        dis_preset: str = "medium",
+        num_frames: int = 16,
+        batch_size: int = 4,
+        num_workers: int = 0,
+        val_videos: int = 8,
+        cache_dir: str | None = None,
+        preprocess_workers: int = 0,
+    ) -> None:
+        super().__init__(
+            root=root,
+            resolution=resolution,
+            flow_size=flow_size,
+            flow_estimator=flow_estimator,
+            dis_preset=dis_preset,
+            num_frames=num_frames,
+            batch_size=batch_size,
+            num_workers=num_workers,
+            val_videos=val_videos,
+            cache_dir=cache_dir,
+            preprocess_workers=preprocess_workers,
+        )
+        self.num_videos = num_videos
+        self.frames_per_video = frames_per_video
+        self.image_size = image_size
+        self.seed = seed
+
+    def generate(self) -> Path:
+        """Write the dataset if ``root`` has none yet (atomic; a no-op otherwise)."""
+        return generate_synthetic_dataset(
+            self.root, self.num_videos, self.frames_per_video, self.image_size, self.seed
+        )
+
+    def preprocess(self, progress: bool = True) -> PreprocessSummary:
+        self.generate()
+        return super().preprocess(progress)
+
+    def list_records(self) -> list[VideoRecord]:
+        metadata = self.check_root() / "metadata.csv"
+        if not metadata.exists():
+            raise FileNotFoundError(
+                f"synthetic dataset at data.root={self.root!r} has no metadata.csv; "
+                "run prepare_data() or the `preprocess` subcommand to generate it"
+            )
+        return read_metadata(metadata, self.root)

@@ -1,0 +1,148 @@
+"""Compute the flows of a dataset once, before training (the ``preprocess`` subcommand).
+
+Videos already in the cache are skipped, so an interrupted run resumes. A video that
+cannot be read or estimated is reported and skipped; the others still finish.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Iterable
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+from tqdm.auto import tqdm
+
+from s2dm_lightning.data.flow import FlowSettings, estimate_flow_sequence
+from s2dm_lightning.data.flow_cache import FlowCache
+from s2dm_lightning.data.video_io import read_video
+
+if TYPE_CHECKING:
+    from s2dm_lightning.data.datasets import VideoRecord
+
+
+@dataclass
+class PreprocessSummary:
+    """What a preprocessing run did: counts of computed and already-cached videos, and failures."""
+
+    done: int = 0
+    skipped: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        lines = [
+            f"flow preprocessing: {self.done} computed, {self.skipped} already cached, {len(self.failed)} failed"
+        ]
+        for video_id, reason in self.failed:
+            lines.append(f"  FAILED {video_id}: {reason}")
+        return "\n".join(lines)
+
+
+def _compute(video_id: str, path: str, settings: FlowSettings) -> tuple[str, torch.Tensor | None, str | None]:
+    """Flows for one video; never raises, so one bad video cannot stop a run."""
+    try:
+        frames = read_video(path)
+        if len(frames) < 2:
+            return video_id, None, f"'{path}' has {len(frames)} frame(s); at least 2 are needed"
+        return video_id, estimate_flow_sequence(frames, settings), None
+    except Exception as error:
+        return video_id, None, f"{type(error).__name__}: {error}"
+
+
+def _init_worker() -> None:
+    # Each worker is one of several processes: keep OpenCV and torch from spawning
+    # a thread per core each.
+    import cv2
+
+    cv2.setNumThreads(1)
+    torch.set_num_threads(1)
+
+
+def preprocess_flows(
+    records: Iterable[VideoRecord],
+    cache: FlowCache,
+    num_workers: int = 0,
+    progress: bool = True,
+) -> PreprocessSummary:
+    """Compute and cache the flows of every record missing from ``cache``."""
+    summary = PreprocessSummary()
+    todo: list[tuple[str, Path]] = []
+    seen: set[str] = set()
+    for record in records:
+        if record.video_id in seen:
+            continue
+        seen.add(record.video_id)
+        if cache.has(record.video_id):
+            summary.skipped += 1
+        else:
+            todo.append((record.video_id, Path(record.path)))
+    if not todo:
+        return summary
+
+    bar = tqdm(total=len(todo), desc="flows", unit="video", disable=not progress)
+
+    def finish(video_id: str, flow: torch.Tensor | None, error: str | None) -> None:
+        if flow is None:
+            summary.failed.append((video_id, error or "unknown error"))
+        else:
+            try:
+                cache.save(video_id, flow)
+                summary.done += 1
+            except Exception as save_error:
+                summary.failed.append((video_id, f"saving failed: {save_error}"))
+        bar.update(1)
+
+    try:
+        if num_workers <= 0:
+            for video_id, path in todo:
+                finish(*_compute(video_id, str(path), cache.settings))
+        else:
+            _run_in_pool(todo, cache.settings, num_workers, finish)
+    finally:
+        bar.close()
+    return summary
+
+
+def _make_pool(num_workers: int) -> ProcessPoolExecutor:
+    # Not "fork": a child forked while OpenCV's thread pool is busy or waiting can hang
+    # for ever (seen: cv2.setNumThreads blocking in pthread_cond_destroy). "forkserver"
+    # forks clean workers from a server that imported this module once (cheaper than
+    # "spawn", which would import torch again in every worker).
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload([__name__])
+    else:
+        context = multiprocessing.get_context("spawn")
+    return ProcessPoolExecutor(max_workers=num_workers, mp_context=context, initializer=_init_worker)
+
+
+def _run_in_pool(todo: list[tuple[str, Path]], settings: FlowSettings, num_workers: int, finish) -> None:
+    crashed: list[tuple[str, Path]] = []
+    with _make_pool(num_workers) as pool:
+        futures: dict[Future, tuple[str, Path]] = {
+            pool.submit(_compute, video_id, str(path), settings): (video_id, path) for video_id, path in todo
+        }
+        for future in as_completed(futures):
+            try:
+                finish(*future.result())
+            except BrokenProcessPool:
+                # A worker died (e.g. a decoder crash) and took every pending video with it.
+                crashed.append(futures[future])
+    # Retry those one at a time, so that only the video that kills a worker is reported.
+    pool = None
+    try:
+        for video_id, path in crashed:
+            pool = pool or _make_pool(1)
+            try:
+                finish(*pool.submit(_compute, video_id, str(path), settings).result())
+            except BrokenProcessPool:
+                finish(video_id, None, f"the worker process died while reading or estimating '{path}'")
+                pool.shutdown(wait=False)
+                pool = None
+    finally:
+        if pool is not None:
+            pool.shutdown()

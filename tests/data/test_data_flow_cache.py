@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+import torch
+
+from s2dm_lightning.data.flow import FlowSettings
+from s2dm_lightning.data.flow_cache import FlowCache
+from s2dm_lightning.flow_format import identity_condition
+
+
+def _conditions(frames: int, size: int) -> torch.Tensor:
+    flow = identity_condition(size, size).repeat(frames, 1, 1, 1)
+    flow[1:, :2] += 0.05 * torch.randn(frames - 1, 2, size, size)
+    flow[1:, 2] = torch.rand(frames - 1, size, size)
+    return flow
+
+
+def test_roundtrip_frame_zero_exact(tmp_path):
+    cache = FlowCache(tmp_path / "cache", FlowSettings(flow_size=8))
+    flow = _conditions(5, 8)
+    assert not cache.has("a")
+    cache.save("a", flow)
+    assert cache.has("a")
+    loaded = cache.load("a", expected_frames=5)
+    assert loaded.dtype == torch.float32 and loaded.shape == (5, 3, 8, 8)
+    assert torch.equal(loaded[0], identity_condition(8, 8))
+    assert torch.allclose(loaded, flow, atol=2e-3)
+    # Atomic writes leave no temporary files behind.
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["a.pt", "meta.json"]
+    meta = json.loads((tmp_path / "cache" / "meta.json").read_text())
+    assert meta["settings"] == FlowSettings(flow_size=8).to_dict() and "package_version" in meta
+
+
+def test_not_rebuilt_when_settings_unchanged(tmp_path):
+    settings = FlowSettings(flow_size=8)
+    FlowCache(tmp_path, settings).save("a", _conditions(3, 8))
+    before = (tmp_path / "a.pt").stat().st_mtime_ns
+    (tmp_path / ".a.pt.x1.tmp").write_bytes(b"half written")  # a write killed midway
+    reopened = FlowCache(tmp_path, settings)
+    assert reopened.has("a") and (tmp_path / "a.pt").stat().st_mtime_ns == before
+    assert not (tmp_path / ".a.pt.x1.tmp").exists()
+
+
+@pytest.mark.parametrize("change", [{"flow_size": 16}, {"dis_preset": "fast"}])
+def test_rebuilt_when_settings_change(tmp_path, caplog, change):
+    FlowCache(tmp_path, FlowSettings(flow_size=8)).save("a", _conditions(3, 8))
+    new_settings = FlowSettings(**{"flow_size": 8, **change})
+    with caplog.at_level(logging.WARNING):
+        cache = FlowCache(tmp_path, new_settings)
+    assert not cache.has("a")
+    assert "different settings" in caplog.text and str(tmp_path) in caplog.text
+    assert json.loads((tmp_path / "meta.json").read_text())["settings"] == new_settings.to_dict()
+
+
+def test_wrong_shape_names_the_file(tmp_path):
+    cache = FlowCache(tmp_path, FlowSettings(flow_size=8))
+    path = cache.path_for("a")
+    torch.save({"displacement": torch.zeros(4, 3, 16, 16).half(), "num_frames": 4}, path)
+    with pytest.raises(ValueError, match="a.pt.*16, 16"):
+        cache.load("a")
+    torch.save({"displacement": torch.zeros(4, 2, 8, 8).half(), "num_frames": 4}, path)
+    with pytest.raises(ValueError, match="a.pt"):
+        cache.load("a")
+    cache.save("a", _conditions(4, 8))
+    with pytest.raises(ValueError, match="a.pt.*4 frames.*7"):
+        cache.load("a", expected_frames=7)
+    path.write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="a.pt.*unreadable"):
+        cache.load("a")
+    with pytest.raises(FileNotFoundError, match="prepare_data"):
+        cache.load("missing")
+
+
+def test_safe_distinct_file_names(tmp_path):
+    cache = FlowCache(tmp_path, FlowSettings(flow_size=8))
+    paths = {cache.path_for(v) for v in ["s01/anger/take000", "s01_anger_take000", "../x", "a b"]}
+    assert len(paths) == 4
+    assert all(p.parent == tmp_path and p.suffix == ".pt" for p in paths)
+    cache.save("s01/anger/take000", _conditions(2, 8))
+    assert cache.has("s01/anger/take000") and not cache.has("s01_anger_take000")

@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from s2dm_lightning.data.sampling import interval_frame_indices
+
+
+def test_training_indices_one_per_interval_first_is_zero():
+    generator = torch.Generator().manual_seed(0)
+    seen = set()
+    for _ in range(50):
+        indices = interval_frame_indices(64, 16, random=True, generator=generator)
+        assert len(indices) == 16 and indices[0] == 0
+        for i, index in enumerate(indices):
+            assert 4 * i <= index < 4 * (i + 1)  # interval i of 64 / 16 = 4 frames
+        seen.add(tuple(indices))
+    assert len(seen) > 40  # actually random
+
+
+def test_uneven_intervals_cover_the_video():
+    generator = torch.Generator().manual_seed(1)
+    hits = set()
+    for _ in range(200):
+        indices = interval_frame_indices(37, 16, random=True, generator=generator)
+        assert indices == sorted(indices) and indices[0] == 0 and indices[-1] < 37
+        hits.update(indices)
+    bounds = [i * 37 // 16 for i in range(17)]
+    # Every frame of intervals 1..15 can be drawn.
+    assert set(range(bounds[1], 37)) <= hits
+
+
+def test_evaluation_is_deterministic_first_of_each_interval():
+    first = interval_frame_indices(64, 16, random=False)
+    assert first == interval_frame_indices(64, 16, random=False) == list(range(0, 64, 4))
+
+
+@pytest.mark.parametrize("random", [True, False])
+def test_short_video_repeats(random):
+    indices = interval_frame_indices(5, 16, random=random, generator=torch.Generator().manual_seed(0))
+    assert indices == [i * 5 // 16 for i in range(16)]
+    assert sorted(set(indices)) == [0, 1, 2, 3, 4]
+
+
+def test_too_few_frames():
+    with pytest.raises(ValueError, match="num_available=1"):
+        interval_frame_indices(1, 16, random=False)

@@ -1,0 +1,106 @@
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+
+from s2dm_lightning.data import synthetic
+from s2dm_lightning.data.synthetic import COLORS, MOTIONS, generate_synthetic_dataset
+from s2dm_lightning.data.video_io import read_video
+
+
+def _rows(root) -> list[dict[str, str]]:
+    with open(root / "metadata.csv", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.fixture(scope="module")
+def small_dataset(tmp_path_factory):
+    return generate_synthetic_dataset(
+        tmp_path_factory.mktemp("syn") / "ds", num_videos=12, frames_per_video=8
+    )
+
+
+def test_layout_and_captions(small_dataset):
+    rows = _rows(small_dataset)
+    assert len(rows) == 12
+    assert list(rows[0]) == ["video_id", "path", "caption", "split", "shape", "color", "motion"]
+    for row in rows:
+        assert row["caption"] == f"a {row['color']} {row['shape']} {row['motion']}"
+        assert (small_dataset / row["path"] / "frame_0007.png").exists()
+    assert read_video(small_dataset / rows[0]["path"]).shape == (8, 32, 32, 3)
+
+
+def test_shape_starts_at_centre_and_background_is_constant(small_dataset):
+    size, half = 32, 32 / 8
+    for row in _rows(small_dataset):
+        video = read_video(small_dataset / row["path"]).astype(int)
+        color = np.array(COLORS[row["color"]])
+        # Frame 0: the four centre pixels are fully covered by the shape.
+        assert np.abs(video[0, 15:17, 15:17] - color).max() <= 1, row["caption"]
+        covered = np.argwhere(np.abs(video[0] - color).sum(-1) < 30)
+        box_centre = (covered.min(0) + covered.max(0)) / 2  # of the shape's bounding box
+        assert np.abs(box_centre - (size / 2 - 0.5)).max() <= 1.0  # a triangle's tip is only partly covered
+        # Pixels away from the shape's path never change (the per-video "stochastic detail").
+        direction = np.array(MOTIONS[row["motion"]])
+        ys, xs = np.mgrid[0:size, 0:size] + 0.5
+        along = np.clip((xs - size / 2) * direction[0] + (ys - size / 2) * direction[1], 0, 0.35 * size)
+        nearest_x, nearest_y = size / 2 + along * direction[0], size / 2 + along * direction[1]
+        far = np.maximum(np.abs(xs - nearest_x), np.abs(ys - nearest_y)) > half + 1
+        assert far.sum() > 400
+        assert (video[:, far] == video[0, far]).all()
+        # ... while the shape does move, by 30-35% of the image size.
+        moved = np.argwhere(np.abs(video[-1] - color).sum(-1) < 30)
+        travel = np.abs((moved.min(0) + moved.max(0)) / 2 - box_centre).max()
+        assert 0.27 * size < travel < 0.38 * size
+
+
+def test_split_holds_out_whole_combinations(tmp_path):
+    root = generate_synthetic_dataset(tmp_path / "full", num_videos=96, frames_per_video=2, image_size=8)
+    rows = _rows(root)
+    key = lambda r: (r["color"], r["shape"], r["motion"])  # noqa: E731
+    train = {key(r) for r in rows if r["split"] == "train"}
+    test = {key(r) for r in rows if r["split"] == "test"}
+    assert train.isdisjoint(test) and test
+    fraction = sum(r["split"] == "test" for r in rows) / len(rows)
+    assert 0.15 <= fraction <= 0.25
+    for position in range(3):  # every colour, shape and motion still appears in training
+        assert {k[position] for k in train} == {k[position] for k in train | test}
+
+
+def test_deterministic_given_seed(tmp_path):
+    kwargs = dict(num_videos=6, frames_per_video=4, image_size=16)
+    first = generate_synthetic_dataset(tmp_path / "a", seed=3, **kwargs)
+    second = generate_synthetic_dataset(tmp_path / "b", seed=3, **kwargs)
+    other = generate_synthetic_dataset(tmp_path / "c", seed=4, **kwargs)
+    assert (first / "metadata.csv").read_text() == (second / "metadata.csv").read_text()
+    for row in _rows(first):
+        assert np.array_equal(read_video(first / row["path"]), read_video(second / row["path"]))
+    assert not np.array_equal(
+        read_video(first / "videos/video_0000"), read_video(other / "videos/video_0000")
+    )
+
+
+def test_atomic_and_idempotent(tmp_path, monkeypatch):
+    root = tmp_path / "ds"
+
+    def interrupted(target, *args):
+        (target / "videos").mkdir()
+        raise KeyboardInterrupt  # killed midway
+
+    monkeypatch.setattr(synthetic, "_write_dataset", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        generate_synthetic_dataset(root, num_videos=4, frames_per_video=2, image_size=8)
+    assert list(tmp_path.iterdir()) == []  # neither a half dataset nor a staging folder
+    monkeypatch.undo()
+
+    generate_synthetic_dataset(root, num_videos=4, frames_per_video=2, image_size=8)
+    stamp = (root / "metadata.csv").stat().st_mtime_ns
+    generate_synthetic_dataset(root, num_videos=4, frames_per_video=2, image_size=8)  # present: no-op
+    assert (root / "metadata.csv").stat().st_mtime_ns == stamp
+    with pytest.warns(UserWarning, match="generated with"):
+        generate_synthetic_dataset(root, num_videos=5, frames_per_video=2, image_size=8)
+    generate_synthetic_dataset(root, num_videos=5, frames_per_video=2, image_size=8, overwrite=True)
+    assert len(_rows(root)) == 5
+    assert [p.name for p in tmp_path.iterdir()] == ["ds"]
