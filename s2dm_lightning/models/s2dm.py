@@ -300,8 +300,21 @@ class S2DM(L.LightningModule):
         )
         return self.decode_frames(x0)
 
+    def _seeded_generator(self, batch_idx: int) -> torch.Generator:
+        """CPU generator for evaluation sampling: the same video for the same seed on any device.
+
+        ``evaluation_run`` (set by the test protocol for ``--n_runs``) moves every run to new seeds.
+        """
+        run = getattr(self, "evaluation_run", 0)
+        return torch.Generator().manual_seed(self.hparams.sampling_seed + 100_003 * run + batch_idx)
+
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
-        generator = torch.Generator().manual_seed(self.hparams.sampling_seed + batch_idx)
-        videos = self.sample_videos(batch, generator)
+        videos = self.sample_videos(batch, self._seeded_generator(batch_idx))
         return {"videos": videos.cpu(), "flow": batch["flow"].cpu(), "caption": list(batch["caption"]),
                 "video_id": list(batch["video_id"])}
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
+        """Generated videos for the batch's conditions next to the real clips; metrics live in callbacks."""
+        out = self.predict_step(batch, batch_idx)
+        out["real"] = batch["frames"].cpu()
+        return out
