@@ -4,7 +4,12 @@ from s2dm_lightning.data.datamodule import SyntheticDataModule, VideoDataModule,
 from s2dm_lightning.data.datasets import VideoClipDataset, VideoRecord, read_metadata
 from s2dm_lightning.data.flow import FlowSettings, estimate_flow_sequence, estimate_pair
 from s2dm_lightning.data.flow_cache import FlowCache
+from s2dm_lightning.data.frames import FrameDataModule, RandomFrameDataset
+from s2dm_lightning.data.latent_cache import LatentCache
+from s2dm_lightning.data.mhad import MHADDataModule
+from s2dm_lightning.data.mug import MUGDataModule
 from s2dm_lightning.data.preprocess import PreprocessSummary, preprocess_flows
+from s2dm_lightning.data.regionmm import import_regionmm_flows
 from s2dm_lightning.data.sampling import interval_frame_indices
 from s2dm_lightning.data.synthetic import generate_synthetic_dataset
 from s2dm_lightning.data.video_io import VideoReadError, count_frames, read_video
@@ -12,7 +17,12 @@ from s2dm_lightning.data.video_io import VideoReadError, count_frames, read_vide
 __all__ = [
     "FlowCache",
     "FlowSettings",
+    "FrameDataModule",
+    "LatentCache",
+    "MHADDataModule",
+    "MUGDataModule",
     "PreprocessSummary",
+    "RandomFrameDataset",
     "SyntheticDataModule",
     "VideoClipDataset",
     "VideoDataModule",
@@ -23,6 +33,7 @@ __all__ = [
     "estimate_flow_sequence",
     "estimate_pair",
     "generate_synthetic_dataset",
+    "import_regionmm_flows",
     "interval_frame_indices",
     "preprocess_flows",
     "read_metadata",

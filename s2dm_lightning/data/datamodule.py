@@ -9,16 +9,18 @@ evaluation sampling is deterministic.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 
 import lightning as L
 from torch.utils.data import DataLoader
 
-from s2dm_lightning.data.datasets import VideoClipDataset, VideoRecord, read_metadata
+from s2dm_lightning.data.datasets import CyclicDataset, VideoClipDataset, VideoRecord, read_metadata
 from s2dm_lightning.data.flow import FlowSettings
 from s2dm_lightning.data.flow_cache import FlowCache
 from s2dm_lightning.data.preprocess import PreprocessSummary, preprocess_flows
+from s2dm_lightning.data.regionmm import import_regionmm_flows
 from s2dm_lightning.data.synthetic import generate_synthetic_dataset
 
 log = logging.getLogger(__name__)
@@ -38,8 +40,13 @@ class VideoDataModule(L.LightningDataModule):
         batch_size: videos per batch.
         num_workers: DataLoader worker processes.
         val_videos: validation uses the first N videos of the val split (or the test split).
+        num_test_videos: length of the test dataset: the test clips cycled to N items (the evaluation's
+            N generated videos; items then carry ``sample_index`` and ``repeat``, 0 on a clip's first
+            occurrence); None = each test video once.
         cache_dir: flow cache folder; default ``<root>/flow_cache_<flow_size>``.
         preprocess_workers: processes used to compute missing flows (0 = in this process).
+        regionmm_dir: import the flows from this folder of RegionMM/LFDM files (one per video,
+            see ``data.regionmm``) instead of estimating them; None = estimate.
     """
 
     def __init__(
@@ -53,16 +60,22 @@ class VideoDataModule(L.LightningDataModule):
         batch_size: int = 4,
         num_workers: int = 0,
         val_videos: int = 8,
+        num_test_videos: int | None = None,
         cache_dir: str | None = None,
         preprocess_workers: int = 0,
+        regionmm_dir: str | None = None,
     ) -> None:
         super().__init__()
         self.root = root
+        self.regionmm_dir = regionmm_dir
         self.resolution = resolution
         self.num_frames = num_frames
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.val_videos = val_videos
+        if num_test_videos is not None and num_test_videos < 1:
+            raise ValueError(f"data.num_test_videos must be >= 1 or null, got {num_test_videos}")
+        self.num_test_videos = num_test_videos
         self.preprocess_workers = preprocess_workers
         # Validates estimator and preset names now, not after an hour of training.
         self.flow_settings = FlowSettings(
@@ -77,6 +90,25 @@ class VideoDataModule(L.LightningDataModule):
         """All videos of the dataset, every split."""
         raise NotImplementedError(f"{type(self).__name__} must implement list_records()")
 
+    def frame_crop(self) -> tuple[int, int, int, int] | None:
+        """(top, bottom, left, right) box every frame is cut to before resizing and flow estimation; None = none."""
+        return None
+
+    def records(self) -> list[VideoRecord]:
+        """``list_records()`` with ``frame_crop()`` applied to every record."""
+        crop = self.frame_crop()
+        records = self.list_records()
+        return records if crop is None else [dataclasses.replace(r, crop=tuple(crop)) for r in records]
+
+    def cache_source(self) -> dict | None:
+        """What the cached flows depend on besides the flow settings (part of the cache's identity)."""
+        source: dict = {}
+        if self.frame_crop() is not None:
+            source["crop"] = list(self.frame_crop())
+        if self.regionmm_dir is not None:
+            source["flows"] = "regionmm"
+        return source or None
+
     # -- shared machinery --------------------------------------------------------------------------
 
     def check_root(self) -> Path:
@@ -89,12 +121,15 @@ class VideoDataModule(L.LightningDataModule):
         return root
 
     def flow_cache(self) -> FlowCache:
-        return FlowCache(self.cache_dir, self.flow_settings)
+        return FlowCache(self.cache_dir, self.flow_settings, source=self.cache_source())
 
     def preprocess(self, progress: bool = True) -> PreprocessSummary:
         """Compute the missing flows of every video, print and return the summary."""
         self.check_root()
-        summary = preprocess_flows(self.list_records(), self.flow_cache(), self.preprocess_workers, progress)
+        if self.regionmm_dir is not None:
+            summary = import_regionmm_flows(self.records(), self.flow_cache(), self.regionmm_dir, progress)
+        else:
+            summary = preprocess_flows(self.records(), self.flow_cache(), self.preprocess_workers, progress)
         print(summary)
         return summary
 
@@ -104,7 +139,7 @@ class VideoDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         self.check_root()
         cache = self.flow_cache()
-        records = self.list_records()
+        records = self.records()
         available = [r for r in records if cache.has(r.video_id)]
         missing = [r.video_id for r in records if not cache.has(r.video_id)]
         if missing:
@@ -158,7 +193,10 @@ class VideoDataModule(L.LightningDataModule):
         return self._loader(self._dataset("val"), train=False)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader(self._dataset("test"), train=False)
+        dataset = self._dataset("test")
+        if self.num_test_videos is not None:
+            dataset = CyclicDataset(dataset, self.num_test_videos)
+        return self._loader(dataset, train=False)
 
     def predict_dataloader(self) -> DataLoader:
         return self._loader(self._dataset("predict"), train=False)
@@ -181,8 +219,13 @@ class VideoFolderDataModule(VideoDataModule):
         batch_size: videos per batch.
         num_workers: DataLoader worker processes.
         val_videos: validation uses the first N videos of the val split (or the test split).
+        num_test_videos: length of the test dataset: the test clips cycled to N items (the evaluation's
+            N generated videos; items then carry ``sample_index`` and ``repeat``, 0 on a clip's first
+            occurrence); None = each test video once.
         cache_dir: flow cache folder; default ``<root>/flow_cache_<flow_size>``.
         preprocess_workers: processes used to compute missing flows (0 = in this process).
+        regionmm_dir: import the flows from this folder of RegionMM/LFDM files (one per video,
+            see ``data.regionmm``) instead of estimating them; None = estimate.
     """
 
     def metadata_path(self) -> Path:
@@ -213,6 +256,9 @@ class SyntheticDataModule(VideoDataModule):
         batch_size: videos per batch.
         num_workers: DataLoader worker processes.
         val_videos: validation uses the first N videos of the test split.
+        num_test_videos: length of the test dataset: the test clips cycled to N items (the evaluation's
+            N generated videos; items then carry ``sample_index`` and ``repeat``, 0 on a clip's first
+            occurrence); None = each test video once.
         cache_dir: flow cache folder; default ``<root>/flow_cache_<flow_size>``.
         preprocess_workers: processes used to compute missing flows (0 = in this process).
     """
@@ -232,6 +278,7 @@ class SyntheticDataModule(VideoDataModule):
         batch_size: int = 4,
         num_workers: int = 0,
         val_videos: int = 8,
+        num_test_videos: int | None = None,
         cache_dir: str | None = None,
         preprocess_workers: int = 0,
     ) -> None:
@@ -245,6 +292,7 @@ class SyntheticDataModule(VideoDataModule):
             batch_size=batch_size,
             num_workers=num_workers,
             val_videos=val_videos,
+            num_test_videos=num_test_videos,
             cache_dir=cache_dir,
             preprocess_workers=preprocess_workers,
         )

@@ -31,12 +31,17 @@ REQUIRED_COLUMNS = ("path", "caption", "split")
 
 @dataclass
 class VideoRecord:
-    """One video of a dataset: a frame folder or video file, its caption and its split."""
+    """One video of a dataset: a frame folder or video file, its caption and its split.
+
+    ``crop`` = (top, bottom, left, right) pixels: every frame is cut to this box before
+    resizing and before flow estimation (None = the whole frame).
+    """
 
     video_id: str
     path: Path
     caption: str
     split: str
+    crop: tuple[int, int, int, int] | None = None
 
 
 def read_metadata(metadata_path: str | Path, root: str | Path | None = None) -> list[VideoRecord]:
@@ -177,7 +182,7 @@ class VideoClipDataset(Dataset):
         record = self.records[index]
         num_available = count_frames(record.path)
         indices = self.frame_indices(record, num_available)
-        frames = read_video(record.path, indices)
+        frames = read_video(record.path, indices, crop=record.crop)
         flow = self.flow_cache.load(record.video_id, expected_frames=num_available, indices=indices)
         return {
             "frames": frames_to_tensor(frames, self.resolution),
@@ -186,3 +191,29 @@ class VideoClipDataset(Dataset):
             "video_id": record.video_id,
             "frame_indices": torch.tensor(indices, dtype=torch.long),
         }
+
+
+class CyclicDataset(Dataset):
+    """``length`` items that cycle through ``dataset`` (the evaluation protocol's N conditions).
+
+    Item ``i`` is ``dataset[i % len(dataset)]`` plus ``sample_index`` = i and ``repeat`` =
+    i // len(dataset): 0 marks the first occurrence of a real clip, so that it is counted once.
+    """
+
+    def __init__(self, dataset: Dataset, length: int) -> None:
+        if length < 1 or len(dataset) < 1:  # type: ignore[arg-type]
+            raise ValueError(f"need length >= 1 and a non-empty dataset, got {length} and {len(dataset)}")  # type: ignore[arg-type]
+        self.dataset = dataset
+        self.length = length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        if not 0 <= index < self.length:
+            raise IndexError(f"index {index} out of range for a CyclicDataset of length {self.length}")
+        n = len(self.dataset)  # type: ignore[arg-type]
+        item = dict(self.dataset[index % n])
+        item["sample_index"] = index
+        item["repeat"] = index // n
+        return item

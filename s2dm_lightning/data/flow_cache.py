@@ -3,7 +3,8 @@
 Layout::
 
     cache_dir/
-      meta.json          {"format": 1, "settings": FlowSettings.to_dict(), "package_version": ...}
+      meta.json          {"format": 1, "settings": FlowSettings.to_dict(), "package_version": ...,
+                          "source": {...} (only when given: frame crop, imported flows)}
       <safe video id>.pt {"displacement": float16 (L, 3, h, w), "num_frames": L, "video_id": ...}
 
 The tensor is stored as (dx, dy, occlusion) -- the grid minus the identity grid, see
@@ -68,18 +69,27 @@ def _atomic_write_bytes(target: Path, write) -> None:
 
 
 class FlowCache:
-    """One ``.pt`` file per video in ``cache_dir``, valid for one :class:`FlowSettings`."""
+    """One ``.pt`` file per video in ``cache_dir``, valid for one :class:`FlowSettings`.
 
-    def __init__(self, cache_dir: str | Path, settings: FlowSettings) -> None:
+    ``source`` (JSON-serialisable) says what else the flows depend on -- e.g. the frame crop
+    or that they were imported from RegionMM; it is part of the cache's identity like the
+    settings (stored in meta.json only when given, so older caches stay valid).
+    """
+
+    def __init__(self, cache_dir: str | Path, settings: FlowSettings, source: dict[str, Any] | None = None) -> None:
         self.cache_dir = Path(cache_dir)
         self.settings = settings
+        self.source = json.loads(json.dumps(source)) if source else None  # tuples -> lists, as stored
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         self._open()
 
     # -- metadata ---------------------------------------------------------------------------------
 
     def expected_meta(self) -> dict[str, Any]:
-        return {"format": CACHE_FORMAT, "settings": self.settings.to_dict(), "package_version": __version__}
+        meta = {"format": CACHE_FORMAT, "settings": self.settings.to_dict(), "package_version": __version__}
+        if self.source is not None:
+            meta["source"] = self.source
+        return meta
 
     @property
     def meta_path(self) -> Path:
@@ -90,18 +100,19 @@ class FlowCache:
         stored = self._read_meta()
         # The package version is recorded for the record only; settings (with their
         # algorithm version) and the file format decide whether the files are valid.
-        if stored is not None and {k: stored.get(k) for k in ("format", "settings")} == {
-            k: expected[k] for k in ("format", "settings")
-        }:
+        identity = ("format", "settings", "source")
+        if stored is not None and {k: stored.get(k) for k in identity} == {k: expected.get(k) for k in identity}:
             self._remove_stale_temp_files()
             return
         if stored is not None or any(self.cache_dir.glob("*.pt")):
             log.warning(
-                "flow cache '%s' was made with different settings (%s); deleting its files and "
-                "recomputing them with %s",
+                "flow cache '%s' was made with different settings (%s, source %s); deleting its files and "
+                "recomputing them with %s, source %s",
                 self.cache_dir,
                 "unknown: no readable meta.json" if stored is None else stored.get("settings"),
+                None if stored is None else stored.get("source"),
                 expected["settings"],
+                self.source,
             )
             self.clear()
         self._remove_stale_temp_files()

@@ -12,7 +12,7 @@ from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from tqdm.auto import tqdm
@@ -42,10 +42,12 @@ class PreprocessSummary:
         return "\n".join(lines)
 
 
-def _compute(video_id: str, path: str, settings: FlowSettings) -> tuple[str, torch.Tensor | None, str | None]:
-    """Flows for one video; never raises, so one bad video cannot stop a run."""
+def _compute(
+    video_id: str, path: str, settings: FlowSettings, crop: tuple[int, int, int, int] | None = None
+) -> tuple[str, torch.Tensor | None, str | None]:
+    """Flows for one video (frames cut to ``crop`` first); never raises, so one bad video cannot stop a run."""
     try:
-        frames = read_video(path)
+        frames = read_video(path, crop=crop)
         if len(frames) < 2:
             return video_id, None, f"'{path}' has {len(frames)} frame(s); at least 2 are needed"
         return video_id, estimate_flow_sequence(frames, settings), None
@@ -70,7 +72,7 @@ def preprocess_flows(
 ) -> PreprocessSummary:
     """Compute and cache the flows of every record missing from ``cache``."""
     summary = PreprocessSummary()
-    todo: list[tuple[str, Path]] = []
+    todo: list[tuple[str, Path, tuple[int, int, int, int] | None]] = []
     seen: set[str] = set()
     for record in records:
         if record.video_id in seen:
@@ -79,7 +81,7 @@ def preprocess_flows(
         if cache.has(record.video_id):
             summary.skipped += 1
         else:
-            todo.append((record.video_id, Path(record.path)))
+            todo.append((record.video_id, Path(record.path), record.crop))
     if not todo:
         return summary
 
@@ -98,8 +100,8 @@ def preprocess_flows(
 
     try:
         if num_workers <= 0:
-            for video_id, path in todo:
-                finish(*_compute(video_id, str(path), cache.settings))
+            for video_id, path, crop in todo:
+                finish(*_compute(video_id, str(path), cache.settings, crop))
         else:
             _run_in_pool(todo, cache.settings, num_workers, finish)
     finally:
@@ -120,11 +122,13 @@ def _make_pool(num_workers: int) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(max_workers=num_workers, mp_context=context, initializer=_init_worker)
 
 
-def _run_in_pool(todo: list[tuple[str, Path]], settings: FlowSettings, num_workers: int, finish) -> None:
-    crashed: list[tuple[str, Path]] = []
-    with _make_pool(num_workers) as pool:
-        futures: dict[Future, tuple[str, Path]] = {
-            pool.submit(_compute, video_id, str(path), settings): (video_id, path) for video_id, path in todo
+def _run_in_pool(todo: list[tuple[str, Path, Any]], settings: FlowSettings, num_workers: int, finish) -> None:
+    crashed: list[tuple[str, Path, Any]] = []
+    pool = _make_pool(num_workers)
+    try:
+        futures: dict[Future, tuple[str, Path, Any]] = {
+            pool.submit(_compute, video_id, str(path), settings, crop): (video_id, path, crop)
+            for video_id, path, crop in todo
         }
         for future in as_completed(futures):
             try:
@@ -132,13 +136,17 @@ def _run_in_pool(todo: list[tuple[str, Path]], settings: FlowSettings, num_worke
             except BrokenProcessPool:
                 # A worker died (e.g. a decoder crash) and took every pending video with it.
                 crashed.append(futures[future])
+    finally:
+        # Interrupted (Ctrl-C, an error in finish): drop the queued videos rather than
+        # computing all of them, unsaved, before the exception gets through.
+        pool.shutdown(wait=True, cancel_futures=True)
     # Retry those one at a time, so that only the video that kills a worker is reported.
     pool = None
     try:
-        for video_id, path in crashed:
+        for video_id, path, crop in crashed:
             pool = pool or _make_pool(1)
             try:
-                finish(*pool.submit(_compute, video_id, str(path), settings).result())
+                finish(*pool.submit(_compute, video_id, str(path), settings, crop).result())
             except BrokenProcessPool:
                 finish(video_id, None, f"the worker process died while reading or estimating '{path}'")
                 pool.shutdown(wait=False)

@@ -98,8 +98,35 @@ def count_frames(path: str | Path) -> int:
     return len(_open_decord(path))
 
 
-def read_video(path: str | Path, indices: Sequence[int] | None = None) -> np.ndarray:
-    """Read a video as uint8 RGB (L, H, W, 3); with ``indices`` only those frames (in that order)."""
+def crop_frames(frames: np.ndarray, crop: Sequence[int] | None, path: str | Path = "") -> np.ndarray:
+    """Frames (L, H, W, 3) cut to ``crop`` = (top, bottom, left, right) pixels, rows top:bottom, columns left:right.
+
+    The box is clipped to the frame (as LFDM does); an empty result raises VideoReadError.
+    """
+    if crop is None:
+        return frames
+    if len(crop) != 4:
+        raise ValueError(f"crop must be (top, bottom, left, right), got {tuple(crop)}")
+    height, width = frames.shape[1:3]
+    top, bottom, left, right = (int(v) for v in crop)
+    top, left = max(0, top), max(0, left)
+    bottom, right = min(height, bottom), min(width, right)
+    if bottom <= top or right <= left:
+        raise VideoReadError(
+            path, f"crop (top, bottom, left, right)={tuple(crop)} leaves nothing of its {width}x{height} frames"
+        )
+    return np.ascontiguousarray(frames[:, top:bottom, left:right])
+
+
+def read_video(
+    path: str | Path, indices: Sequence[int] | None = None, crop: Sequence[int] | None = None
+) -> np.ndarray:
+    """Read a video as uint8 RGB (L, H, W, 3); with ``indices`` only those frames (in that order).
+
+    ``crop`` = (top, bottom, left, right) cuts every frame to that box (see :func:`crop_frames`).
+    """
+    if crop is not None:
+        return crop_frames(read_video(path, indices), crop, path)
     path = Path(path)
     _check_exists(path)
     if path.is_dir():

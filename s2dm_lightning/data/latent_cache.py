@@ -1,0 +1,186 @@
+"""On-disk cache of the VAE latents of every frame of the training videos.
+
+Training clips draw one frame at random from each of 16 intervals, so a clip's frames
+change every epoch: the cache holds EVERY frame of a video, encoded once, and a batch
+looks its frames up by ``video_id`` and ``frame_indices``. Layout (like the flow cache)::
+
+    cache_dir/
+      meta.json          {"format": 1, "vae": <fingerprint of the VAE's config and weights>,
+                          "resolution": R, "source": {...} (frame crop etc., only when given),
+                          "package_version": ...}
+      <safe video id>.pt {"mean": float16 (L, C, h, w), "std": float16 (L, C, h, w),
+                          "num_frames": L, "video_id": ...}
+
+``mean`` and ``std`` are the VAE posterior's ``latent_dist.mean`` / ``latent_dist.std``,
+UNSCALED (before ``scaling_factor``). The model then takes x_0 = scaling_factor * (mean +
+std * eps) with its own training noise generator -- exactly what ``latent_dist.sample()``
+does without the cache -- or x_0 = scaling_factor * mean (``model.latent_sample: false``).
+float16 keeps ~3 significant digits, far below the posterior's own spread.
+
+A different VAE (e.g. after fine-tuning again), resolution or crop changes meta.json's
+identity: the files are then deleted and recomputed. Every write is atomic (temp file +
+``os.replace``), so an interrupted run resumes with the videos still missing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from s2dm_lightning import __version__
+from s2dm_lightning.data.datasets import VideoRecord, frames_to_tensor
+from s2dm_lightning.data.flow_cache import _atomic_write_bytes, safe_file_stem
+from s2dm_lightning.data.video_io import read_video
+
+log = logging.getLogger(__name__)
+
+LATENT_CACHE_FORMAT = 1
+META_FILE = "meta.json"
+
+
+def vae_fingerprint(vae: torch.nn.Module) -> str:
+    """SHA-1 of the VAE's config and every weight: changes whenever the VAE does."""
+    digest = hashlib.sha1()
+    config = getattr(vae, "config", {})
+    digest.update(json.dumps(dict(config), sort_keys=True, default=str).encode())
+    for name, tensor in sorted(vae.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+class LatentCache:
+    """One ``.pt`` file of per-frame VAE posterior statistics per video, valid for one VAE.
+
+    Args:
+        cache_dir: the cache folder (``model.latent_cache_dir``).
+        vae_id: the VAE's fingerprint (:func:`vae_fingerprint`).
+        resolution: frame size the VAE saw.
+        source: what else the frames depend on (e.g. the datamodule's crop); part of the identity.
+    """
+
+    def __init__(
+        self, cache_dir: str | Path, vae_id: str, resolution: int, source: dict[str, Any] | None = None
+    ) -> None:
+        self.cache_dir = Path(cache_dir)
+        self.vae_id = vae_id
+        self.resolution = resolution
+        self.source = json.loads(json.dumps(source)) if source else None
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        self._open()
+
+    def expected_meta(self) -> dict[str, Any]:
+        meta = {"format": LATENT_CACHE_FORMAT, "vae": self.vae_id, "resolution": self.resolution,
+                "package_version": __version__}
+        if self.source is not None:
+            meta["source"] = self.source
+        return meta
+
+    @property
+    def meta_path(self) -> Path:
+        return self.cache_dir / META_FILE
+
+    def _open(self) -> None:
+        identity = ("format", "vae", "resolution", "source")
+        expected = self.expected_meta()
+        try:
+            stored = json.loads(self.meta_path.read_text()) if self.meta_path.exists() else None
+        except (OSError, json.JSONDecodeError):
+            stored = None
+        if isinstance(stored, dict) and {k: stored.get(k) for k in identity} == {k: expected.get(k) for k in identity}:
+            return
+        if stored is not None or any(self.cache_dir.glob("*.pt")):
+            log.warning("latent cache '%s' was made with another VAE or frame settings; recomputing it", self.cache_dir)
+            self.clear()
+        payload = (json.dumps(expected, indent=2, sort_keys=True) + "\n").encode()
+        _atomic_write_bytes(self.meta_path, lambda handle: handle.write(payload))
+
+    def clear(self) -> None:
+        """Delete the cached latents and meta.json (only files this class writes)."""
+        for path in self.cache_dir.glob("*.pt"):
+            path.unlink(missing_ok=True)
+        self.meta_path.unlink(missing_ok=True)
+
+    def path_for(self, video_id: str) -> Path:
+        return self.cache_dir / f"{safe_file_stem(video_id)}.pt"
+
+    def has(self, video_id: str) -> bool:
+        return self.path_for(video_id).exists()
+
+    def save(self, video_id: str, mean: torch.Tensor, std: torch.Tensor) -> Path:
+        """Store the posterior mean and std (L, C, h, w) of every frame of ``video_id``."""
+        if mean.shape != std.shape or mean.ndim != 4:
+            raise ValueError(f"latent mean/std must both be (L, C, h, w), got {tuple(mean.shape)}, {tuple(std.shape)}")
+        payload = {"mean": mean.detach().cpu().half(), "std": std.detach().cpu().half(),
+                   "num_frames": int(mean.shape[0]), "video_id": video_id}
+        path = self.path_for(video_id)
+        _atomic_write_bytes(path, lambda handle: torch.save(payload, handle))
+        return path
+
+    def load(self, video_id: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Posterior mean and std (L, C, h, w) float32 of every frame of ``video_id``."""
+        path = self.path_for(video_id)
+        if not path.exists():
+            raise FileNotFoundError(f"no cached latents for video '{video_id}' at '{path}'")
+        try:
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+            return payload["mean"].float(), payload["std"].float()
+        except Exception as error:
+            raise ValueError(f"latent cache file '{path}' is unreadable ({type(error).__name__}: {error})") from error
+
+    def lookup(self, video_ids: Sequence[str], frame_indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and std (B, F, C, h, w) of frames ``frame_indices`` (B, F) of the videos ``video_ids``."""
+        means, stds = [], []
+        for video_id, indices in zip(video_ids, frame_indices.cpu()):
+            mean, std = self.load(video_id)
+            if int(indices.max()) >= mean.shape[0]:
+                raise ValueError(
+                    f"latent cache file '{self.path_for(video_id)}' holds {mean.shape[0]} frames, the batch asks "
+                    f"for frame {int(indices.max())}: the video changed; delete the file to recompute it"
+                )
+            means.append(mean[indices])
+            stds.append(std[indices])
+        return torch.stack(means), torch.stack(stds)
+
+
+@torch.no_grad()
+def encode_posterior(vae: torch.nn.Module, frames: torch.Tensor, batch_size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+    """Posterior mean and std (N, C, h, w) of frames (N, 3, R, R) in [-1, 1], in chunks, on the VAE's device."""
+    param = next(vae.parameters())
+    means, stds = [], []
+    for chunk in frames.split(batch_size):
+        dist = vae.encode(chunk.to(param.device, param.dtype)).latent_dist
+        means.append(dist.mean.float().cpu())
+        stds.append(dist.std.float().cpu())
+    return torch.cat(means), torch.cat(stds)
+
+
+def fill_latent_cache(
+    cache: LatentCache,
+    records: Sequence[VideoRecord],
+    vae: torch.nn.Module,
+    batch_size: int = 32,
+    rank: int = 0,
+    world_size: int = 1,
+    progress: bool = True,
+) -> int:
+    """Encode every frame of the videos not cached yet (this rank's share: every world_size-th).
+
+    Returns the number of videos encoded here. Nothing is returned as tensors: the files are
+    the result, so ranks can share the work and an interrupted run resumes.
+    """
+    todo = [r for r in list(records)[rank::world_size] if not cache.has(r.video_id)]
+    if todo:
+        log.info("latent cache '%s': encoding %d videos", cache.cache_dir, len(todo))
+    for record in tqdm(todo, desc="latents", unit="video", disable=not progress or rank != 0):
+        frames = frames_to_tensor(read_video(record.path, crop=record.crop), cache.resolution)
+        mean, std = encode_posterior(vae, frames, batch_size)
+        cache.save(record.video_id, mean, std)
+    return len(todo)
