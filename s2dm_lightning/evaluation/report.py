@@ -1,0 +1,101 @@
+"""The JSON evaluation report: what was computed, on what, with which network, seeds and config.
+
+The file is valid JSON whose FIRST line holds the key ``notice``, one sentence saying what the numbers
+are (FVD/KVD with the standard I3D, or "NOT FVD/KVD" for an untrained or custom feature network), so a
+reader of ``head -1`` cannot mistake a smoke-test number for FVD. It is written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from s2dm_lightning.evaluation.io import atomic_write_text
+
+#: The per-batch seed rule of ``S2DM.test_step`` (see ``S2DM._seeded_generator``).
+S2DM_SEED_RULE = "batch b of run k samples with torch.Generator().manual_seed(sampling_seed + 100003 * k + b)"
+
+
+def utc_now() -> str:
+    """The current time as an ISO-8601 UTC string."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def mean_std(values: list[float]) -> dict[str, Any]:
+    """Mean and population standard deviation (ddof=0, as ``numpy.std`` in LVDM) of the values."""
+    if not values:
+        return {"mean": None, "std": None, "values": []}
+    mean = sum(values) / len(values)
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
+    return {"mean": mean, "std": std, "values": list(values)}
+
+
+def summarize_runs(runs: list[dict[str, Any]], metric_names: list[str]) -> dict[str, dict[str, Any]]:
+    """Per metric: mean, std (ddof=0) and the values over the runs."""
+    return {name: mean_std([float(run[name]) for run in runs if run.get(name) is not None]) for name in metric_names}
+
+
+def package_versions() -> dict[str, str | None]:
+    """Versions of the packages that change the numbers."""
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for name in ("torch", "lightning", "torchmetrics", "s2dm_lightning"):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def to_jsonable(value: Any) -> Any:
+    """Plain JSON values: paths and other objects become strings, NaN/inf stay floats (JSON extension)."""
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    item = getattr(value, "item", None)
+    if callable(item):
+        try:
+            return to_jsonable(item())
+        except (TypeError, ValueError, RuntimeError):
+            pass
+    return str(value)
+
+
+def protocol_section(dataset: Any, kvd_subsets: int, kvd_subset_size: int | None) -> dict[str, Any]:
+    """How the numbers were computed (the report's ``protocol``)."""
+    return {
+        "generated": "one video per test item from the caption + flow of a test clip; the test clips are cycled "
+                     "to N items and repetitions sample with new seeds (they fall in later batches)",
+        "real": "every test clip once, with the same frame sampling and resize as the conditions",
+        "num_frames": getattr(dataset, "num_frames", None),
+        "resolution": getattr(dataset, "resolution", None),
+        "frame_sampling": "first frame of each of num_frames equal intervals (deterministic)",
+        "pixels": "generated videos quantized to uint8 levels like the real frames",
+        "fvd": "Frechet distance of Gaussians (unbiased covariances) fitted to the features",
+        "kvd": {"estimator": "unbiased MMD^2", "kernel": "polynomial, degree 3, gamma 1/d, coef0 1",
+                "subsets": kvd_subsets, "subset_size": kvd_subset_size},
+        "std_over_runs": "population std (ddof=0), as numpy.std in LVDM",
+    }
+
+
+def render_report(notice: str, body: dict[str, Any]) -> str:
+    """JSON text whose first line is ``{"notice": "...",`` followed by ``body`` indented."""
+    if not body:
+        raise ValueError("the report body is empty")
+    rest = json.dumps(to_jsonable(body), indent=2)
+    return "{" + f'"notice": {json.dumps(notice)},' + rest[1:] + "\n"
+
+
+def write_report(path: str | os.PathLike, notice: str, body: dict[str, Any]) -> Path:
+    """Write the report to ``path`` atomically and return the path."""
+    return atomic_write_text(path, render_report(notice, body))
