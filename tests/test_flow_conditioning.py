@@ -45,3 +45,12 @@ def test_projection_none_requires_matching_width():
 def test_identity_condition_warps_to_the_same_image():
     image = torch.rand(1, 3, 8, 8)
     torch.testing.assert_close(warp(image, identity_condition(8, 8)[None]), image, atol=1e-5, rtol=0)
+
+
+def test_concat_channels_measure_displacement_in_units_of_four_flow_pixels():
+    conditioner = FlowConditioner("concat", flow_size=9, text_width=32)
+    flow = identity_condition(9, 9)[None].clone()
+    flow[:, 0] += 1.0  # grid units: 1.0 = half the width = 4 flow-map pixels at size 9
+    channels = conditioner.channels(flow, torch.tensor([True]), (9, 9))
+    torch.testing.assert_close(channels[0, 0], torch.ones(9, 9))
+    torch.testing.assert_close(channels[0, 1], torch.zeros(9, 9), atol=1e-6, rtol=0)

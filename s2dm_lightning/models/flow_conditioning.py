@@ -21,6 +21,7 @@ from torch import nn
 from s2dm_lightning.flow_format import FLOW_CHANNELS, grid_to_displacement
 
 FlowFusion = Literal["tokens", "concat", "both"]
+CHANNEL_UNIT_PIXELS = 4.0  # spatial flow channels: 1.0 = a displacement of 4 flow-map pixels
 
 
 class FlowConditioner(nn.Module):
@@ -93,10 +94,19 @@ class FlowConditioner(nn.Module):
         return torch.where(keep.view(-1, 1, 1), tokens, null)
 
     def channels(self, flow: torch.Tensor, keep: torch.Tensor, size: tuple[int, int]) -> torch.Tensor | None:
-        """(N, 3, H, W) displacement + occlusion channels; zeros where keep=False."""
+        """(N, 3, H, W) displacement + occlusion channels; zeros where keep=False.
+
+        The displacement is given in units of CHANNEL_UNIT_PIXELS pixels of the flow map, so
+        a motion of a few pixels is an O(1) input next to x_t (in grid units a 1-px motion at
+        32 px would be 0.06, a signal the network picks up far more slowly).
+        """
         if not self.uses_channels:
             return None
         maps = grid_to_displacement(flow)
+        to_units = torch.tensor(
+            [(self.flow_size - 1) / 2 / CHANNEL_UNIT_PIXELS] * 2 + [1.0], dtype=maps.dtype, device=maps.device
+        )
+        maps = maps * to_units.view(1, 3, 1, 1)
         if maps.shape[-2:] != size:
             maps = F.interpolate(maps, size=size, mode="bilinear", align_corners=True)
         return maps * keep.view(-1, 1, 1, 1).to(maps.dtype)
