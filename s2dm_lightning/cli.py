@@ -85,7 +85,8 @@ def main(args: list[str] | None = None) -> None:
             print(_usage())
             return
         # Parse the full experiment config (so the same YAML works), then preprocess only.
-        cli = S2DMCLI(args=argv[1:], run=False)
+        # One process (no training here), so a 4-GPU config also preprocesses on a smaller machine.
+        cli = S2DMCLI(args=[*argv[1:], "--trainer.devices=1", "--trainer.strategy=auto"], run=False)
         preprocess = getattr(cli.datamodule, "preprocess", None)
         if preprocess is None:
             raise SystemExit(f"preprocess: {type(cli.datamodule).__name__} has no preprocess() method")

@@ -7,16 +7,32 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from s2dm_lightning.cli import S2DMCLI, main
+from tests.latent.tiny_sd import make_tiny_sd_folder
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
 
 
+# Configs that start from pretrained weights name LOCAL folders the user provides (model.init_args.pretrained:
+# a Stable Diffusion folder; vae_path: the fine-tuned VAE). The test points those keys at a tiny
+# SD-1.5-shaped folder, loaded through the same code path as the real one; every other key is used as written.
+PRETRAINED_KEYS = ("pretrained", "vae_path")
+
+
+def pretrained_overrides(config: Path, folder: Path) -> list[str]:
+    init_args = (yaml.safe_load(config.read_text()).get("model") or {}).get("init_args") or {}
+    return [f"--model.init_args.{key}={folder}" for key in PRETRAINED_KEYS if init_args.get(key)]
+
+
 @pytest.mark.parametrize("config", CONFIGS, ids=[c.name for c in CONFIGS])
 def test_every_config_parses(config, tmp_path):
-    cli = S2DMCLI(args=["--config", str(config), "--trainer.logger=false"], run=False)
+    overrides = pretrained_overrides(config, tmp_path / "sd")
+    if overrides:
+        make_tiny_sd_folder(tmp_path / "sd")
+    cli = S2DMCLI(args=["--config", str(config), "--trainer.logger=false", *overrides], run=False)
     assert cli.model is not None and cli.datamodule is not None
 
 

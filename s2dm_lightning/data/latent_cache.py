@@ -138,7 +138,7 @@ class LatentCache:
     def lookup(self, video_ids: Sequence[str], frame_indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and std (B, F, C, h, w) of frames ``frame_indices`` (B, F) of the videos ``video_ids``."""
         means, stds = [], []
-        for video_id, indices in zip(video_ids, frame_indices.cpu()):
+        for video_id, indices in zip(video_ids, frame_indices.cpu(), strict=True):
             mean, std = self.load(video_id)
             if int(indices.max()) >= mean.shape[0]:
                 raise ValueError(

@@ -7,7 +7,8 @@ flow/occlusion condition of frame i, c the caption. Loss: Eq. 11.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
 import lightning as L
 import torch
@@ -26,25 +27,56 @@ from s2dm_lightning.diffusion import (
     sample_video_timesteps,
     sector_ddim_sample,
 )
+from s2dm_lightning.flow_format import FLOW_CHANNELS
 from s2dm_lightning.models.flow_conditioning import FlowConditioner, FlowFusion
+from s2dm_lightning.models.pretrained import resolve_components
 from s2dm_lightning.models.text_encoder import CachedTextEncoder
 
+if TYPE_CHECKING:
+    from s2dm_lightning.data.latent_cache import LatentCache
 
-def default_noise_scheduler() -> DDPMScheduler:
-    """The DDPM schedule used for pixel-space training (linear betas 1e-4 .. 0.02, T = 1000)."""
-    return DDPMScheduler(num_train_timesteps=1000, beta_schedule="linear", clip_sample=False)
+
+def default_noise_scheduler(clip_sample: bool = True) -> DDPMScheduler:
+    """The DDPM schedule for pixel-space training: linear betas 1e-4 .. 0.02, T = 1000.
+
+    ``clip_sample`` keeps DDIM's x_0 prediction in [-1, 1]: near t = T, sqrt(alpha_hat_t) is
+    about 0.006, so without clipping small eps errors blow up into saturated noise. Latent
+    models (SD 1.5) use their own scheduler config, or this one with clipping off.
+    """
+    return DDPMScheduler(num_train_timesteps=1000, beta_schedule="linear", clip_sample=clip_sample)
 
 
 class S2DM(L.LightningModule):
     """Sector-shaped diffusion model for flow-guided video generation.
 
+    Networks come from the config (``unet``, ``text_encoder``, ...), from a local Stable
+    Diffusion folder (``pretrained``), or both: components given explicitly win.
+
     Args:
         unet: the per-frame denoiser (a diffusers ``UNet2DConditionModel``). With flow
             fusion ``concat``/``both`` its ``in_channels`` must be the frame channels + 3.
-        text_encoder: frozen encoder of the caption c (cached per prompt).
+            None = ``pretrained/unet`` (its conv_in grown by 3 zero-initialised flow
+            channels for ``concat``/``both``).
+        text_encoder: frozen encoder of the caption c (cached per prompt). None =
+            ``CLIPTextEncoder`` of ``pretrained/text_encoder`` + ``pretrained/tokenizer``.
         noise_scheduler: the training noise schedule (DDPM); sampling uses DDIM built
-            from its config. Default: linear betas, 1000 steps.
-        vae: optional frozen autoencoder: diffusion then runs on its latents.
+            from its config. None = ``pretrained/scheduler``, else linear betas, 1000 steps.
+        vae: optional frozen autoencoder: diffusion then runs on its latents. None =
+            ``vae_path``, else ``pretrained/vae`` (pixel space without either).
+        pretrained: a LOCAL diffusers Stable Diffusion folder (``unet/``, ``vae/``,
+            ``text_encoder/``, ``tokenizer/``, ``scheduler/``), e.g. SD 1.5, or a folder
+            written by ``save_pretrained``. Nothing is downloaded.
+        vae_path: a local AutoencoderKL folder (e.g. the output of configs/mug_vae.yaml),
+            or a folder holding ``vae/``; replaces the VAE of ``pretrained``.
+        sample_size: h = w of x_0 in diffusion space (latents: frame size / 8, so 16 for
+            128-px frames with SD's VAE); None = the UNet's ``config.sample_size``.
+        gradient_checkpointing: recompute the UNet's activations in the backward pass
+            (less memory, slower); switched on in ``setup("fit")``.
+        latent_cache_dir: cache the VAE latents of every frame of the training videos in
+            this folder at the start of fit (or in ``preprocess``), so the VAE encoder is
+            not run every epoch (see ``data.latent_cache``); None = encode every step.
+        latent_sample: x_0 = a sample of the VAE posterior (as SD was trained) if True,
+            its mean if False.
         flow_fusion: how y^i enters: ``tokens`` (paper), ``concat`` or ``both``.
         flow_size: h = w of the flow maps the data module provides.
         flow_patch_size: patch size of the flow tokens; None = one token for the whole map.
@@ -69,10 +101,16 @@ class S2DM(L.LightningModule):
 
     def __init__(
         self,
-        unet: UNet2DConditionModel,
-        text_encoder: CachedTextEncoder,
+        unet: UNet2DConditionModel | None = None,
+        text_encoder: CachedTextEncoder | None = None,
         noise_scheduler: DDPMScheduler | None = None,
         vae: AutoencoderKL | None = None,
+        pretrained: str | None = None,
+        vae_path: str | None = None,
+        sample_size: int | None = None,
+        gradient_checkpointing: bool = False,
+        latent_cache_dir: str | None = None,
+        latent_sample: bool = True,
         flow_fusion: FlowFusion = "tokens",
         flow_size: int = 32,
         flow_patch_size: int | None = None,
@@ -94,12 +132,17 @@ class S2DM(L.LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["unet", "text_encoder", "noise_scheduler", "vae"])
+        extra_channels = FLOW_CHANNELS if flow_fusion in ("concat", "both") else 0
+        unet, text_encoder, noise_scheduler, vae = resolve_components(
+            pretrained, unet, text_encoder, noise_scheduler, vae, vae_path, extra_channels
+        )
         self.unet = unet
         self.text_encoder = text_encoder
-        self.noise_scheduler = noise_scheduler or default_noise_scheduler()
+        self.noise_scheduler = noise_scheduler or default_noise_scheduler(clip_sample=vae is None)
         self.vae = vae
         if vae is not None:
             vae.requires_grad_(False).eval()
+        self.latent_cache: LatentCache | None = None
         self.flow_conditioner = FlowConditioner(flow_fusion, flow_size, text_encoder.width, flow_patch_size)
         self.guidance = GuidanceSettings(guidance_mode, guidance_scale, text_guidance_scale, flow_guidance_scale)
         for name, p in (("text_dropout", text_dropout), ("flow_dropout", flow_dropout)):
@@ -139,16 +182,100 @@ class S2DM(L.LightningModule):
             self._noise_generator = torch.Generator(device=self.device).manual_seed(seed % 2**63)
         return self._noise_generator
 
+    def setup(self, stage: str) -> None:
+        # Here, not in __init__: diffusers' checkpointing function cannot be pickled (ddp_spawn pickles the model).
+        if stage == "fit" and self.hparams.gradient_checkpointing and not self.unet.is_gradient_checkpointing:
+            self.unet.enable_gradient_checkpointing()
+
+    # ----------------------------------------------------------- latent cache
+    def on_fit_start(self) -> None:
+        if self.hparams.latent_cache_dir is not None:
+            self.prepare_latent_cache(self.trainer.datamodule)
+
+    def preprocess(self, datamodule: Any) -> None:
+        """The ``preprocess`` subcommand's model part: fill the latent cache (on a GPU if there is one)."""
+        if self.hparams.latent_cache_dir is None:
+            return
+        datamodule.setup("fit")
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.prepare_latent_cache(datamodule, device)
+
+    def prepare_latent_cache(self, datamodule: Any, device: torch.device | None = None) -> LatentCache:
+        """Encode the training videos missing from ``latent_cache_dir`` (DDP ranks share the work)."""
+        from s2dm_lightning.data.latent_cache import LatentCache, fill_latent_cache, vae_fingerprint
+
+        if self.vae is None:
+            raise ValueError("model.latent_cache_dir is set, but the model has no VAE (model.vae / vae_path / pretrained)")
+        dataset = getattr(datamodule, "datasets", {}).get("train")
+        if dataset is None or not hasattr(dataset, "records"):
+            raise ValueError(
+                f"model.latent_cache_dir needs a VideoDataModule-style data module (datasets['train'].records), "
+                f"got {type(datamodule).__name__}"
+            )
+        trainer = self._trainer
+        rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+        crop = datamodule.frame_crop() if hasattr(datamodule, "frame_crop") else None
+        source = {"crop": list(crop)} if crop is not None else None
+        vae_id = vae_fingerprint(self.vae)
+        if rank == 0:  # rank 0 validates (and if stale, clears) the folder before the others open it
+            LatentCache(self.hparams.latent_cache_dir, vae_id, dataset.resolution, source)
+        if trainer is not None:
+            trainer.strategy.barrier("latent_cache_meta")
+        cache = LatentCache(self.hparams.latent_cache_dir, vae_id, dataset.resolution, source)
+        home = self.vae.device
+        if device is not None:
+            self.vae.to(device)
+        try:
+            fill_latent_cache(cache, dataset.records, self.vae, rank=rank, world_size=world)
+        finally:
+            self.vae.to(home)
+        if trainer is not None:
+            trainer.strategy.barrier("latent_cache_filled")
+        self.latent_cache = cache
+        return cache
+
+    # ----------------------------------------------------------------- export
+    def save_pretrained(self, folder: str | Path) -> Path:
+        """A self-contained folder (SD layout + flow conditioner + settings), see ``models.export``."""
+        from s2dm_lightning.models.export import save_pretrained
+
+        return save_pretrained(self, folder)
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path, text_encoder: CachedTextEncoder | None = None,
+                        **overrides: Any) -> S2DM:
+        """Load a folder written by :meth:`save_pretrained`, ready to sample (``overrides``: S2DM settings)."""
+        from s2dm_lightning.models.export import load_pretrained
+
+        return load_pretrained(folder, text_encoder=text_encoder, **overrides)
+
     # ------------------------------------------------------------- data space
     @torch.no_grad()
-    def encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
-        """Frames (..., 3, H, W) in [-1, 1] -> diffusion space x_0 (pixels, or scaled VAE latents)."""
+    def encode_frames(self, frames: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Frames (..., 3, H, W) in [-1, 1] -> diffusion space x_0 (pixels, or scaled VAE latents).
+
+        Latents: ``scaling_factor`` * a posterior sample drawn with ``generator`` (its mean
+        with ``latent_sample=False``).
+        """
         if self.vae is None:
             return frames
         lead = frames.shape[:-3]
-        latents = self.vae.encode(frames.flatten(0, len(lead) - 1)).latent_dist.sample()
-        latents = latents * self.vae.config.scaling_factor
+        dist = self.vae.encode(frames.flatten(0, len(lead) - 1).to(self.vae.dtype)).latent_dist
+        latents = dist.sample(generator) if self.hparams.latent_sample else dist.mean
+        latents = latents.float() * self.vae.config.scaling_factor  # float32 x_0 (and nu) under bf16 autocast too
         return latents.view(*lead, *latents.shape[1:])
+
+    def cached_latents(self, batch: dict[str, Any], order: torch.Tensor | None, generator: torch.Generator) -> torch.Tensor:
+        """x_0 (B, F, C, h, w) of the batch's frames from the latent cache (same law as ``encode_frames``)."""
+        assert self.latent_cache is not None and self.vae is not None
+        mean, std = self.latent_cache.lookup(batch["video_id"], batch["frame_indices"])
+        mean, std = mean.to(self.device), std.to(self.device)
+        if order is not None:
+            mean, std = _gather_frames(mean, order), _gather_frames(std, order)
+        latents = mean
+        if self.hparams.latent_sample:
+            latents = mean + std * torch.randn(mean.shape, generator=generator, device=self.device)
+        return latents * self.vae.config.scaling_factor
 
     @torch.no_grad()
     def decode_frames(self, x0: torch.Tensor) -> torch.Tensor:
@@ -160,7 +287,8 @@ class S2DM(L.LightningModule):
         return frames.view(*lead, *frames.shape[1:]).clamp(-1, 1)
 
     def frame_shape(self) -> tuple[int, int, int]:
-        size = self.unet.config.sample_size
+        """(C, h, w) of x_0 in diffusion space."""
+        size = self.hparams.sample_size or self.unet.config.sample_size
         size = size if isinstance(size, int) else size[0]
         return (self.unet.config.out_channels, size, size)
 
@@ -191,24 +319,28 @@ class S2DM(L.LightningModule):
         flow_channels = self.flow_conditioner.channels(flow, keep_flow, x_t.shape[-2:])
         if flow_channels is not None:
             x_t = torch.cat([x_t, flow_channels.to(x_t.dtype)], dim=1)
+        if not self.text_encoder.use_attention_mask:
+            mask = None  # SD's CLIP conditioning attends to every position (and SDPA stays on its fast path)
         return self.unet(x_t, timesteps, encoder_hidden_states=hidden, encoder_attention_mask=mask).sample
 
     # --------------------------------------------------------------- training
-    def _select_frames(self, batch: dict[str, Any], generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        frames, flow = batch["frames"], batch["flow"]
-        self.flow_conditioner.check_flow(flow)
+    def _frame_order(self, batch: dict[str, Any], generator: torch.Generator) -> torch.Tensor | None:
+        """(B, k) random frames of each clip to train on (``frames_per_step``), or None for all."""
         k = self.hparams.frames_per_step
-        if k is None or k >= frames.shape[1]:
-            return frames, flow
-        b, f = frames.shape[:2]
-        order = torch.rand((b, f), generator=generator, device=self.device).argsort(dim=1)[:, :k]
-        rows = torch.arange(b, device=self.device)[:, None]
-        return frames[rows, order], flow[rows, order]
+        b, f = batch["flow"].shape[:2]
+        if k is None or k >= f:
+            return None
+        return torch.rand((b, f), generator=generator, device=self.device).argsort(dim=1)[:, :k]
 
-    def diffusion_loss(self, batch: dict[str, Any], generator: torch.Generator) -> torch.Tensor:
+    def diffusion_loss(self, batch: dict[str, Any], generator: torch.Generator, use_cache: bool = False) -> torch.Tensor:
         """Eq. 11: || nu - eps_theta(x_t^i, t, y^i, c) ||^2 with nu, t shared by a video's frames."""
-        frames, flow = self._select_frames(batch, generator)
-        x0 = self.encode_frames(frames)
+        self.flow_conditioner.check_flow(batch["flow"])
+        order = self._frame_order(batch, generator)
+        flow = batch["flow"] if order is None else _gather_frames(batch["flow"], order)
+        if use_cache and self.latent_cache is not None:
+            x0 = self.cached_latents(batch, order, generator)
+        else:
+            x0 = self.encode_frames(batch["frames"] if order is None else _gather_frames(batch["frames"], order), generator)
         b, f = x0.shape[:2]
         mode = self.hparams.noise_sharing
         nu = sample_video_noise(b, f, tuple(x0.shape[2:]), mode, generator, self.device, x0.dtype)
@@ -229,7 +361,7 @@ class S2DM(L.LightningModule):
         return F.mse_loss(eps.float(), rearrange(nu, "b f c h w -> (b f) c h w").float())
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        loss = self.diffusion_loss(batch, self.noise_generator)
+        loss = self.diffusion_loss(batch, self.noise_generator, use_cache=True)
         self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["caption"]))
         return loss
 
@@ -318,3 +450,9 @@ class S2DM(L.LightningModule):
         out = self.predict_step(batch, batch_idx)
         out["real"] = batch["frames"].cpu()
         return out
+
+
+def _gather_frames(x: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
+    """x[b, order[b]] for (B, F, ...) x and (B, k) order."""
+    rows = torch.arange(x.shape[0], device=order.device)[:, None]
+    return x.to(order.device)[rows, order]

@@ -26,6 +26,11 @@ class CachedTextEncoder:
         self.use_attention_mask = use_attention_mask
         self._cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
+    def __deepcopy__(self, memo: dict) -> CachedTextEncoder:
+        # Frozen and stateless but for its cache: a deep copy of the LightningModule (the EMA
+        # callback's AveragedModel makes one) shares the encoder instead of duplicating it.
+        return self
+
     @property
     def width(self) -> int:  # pragma: no cover - defined by subclasses
         raise NotImplementedError
@@ -91,3 +96,57 @@ class MiniLMTextEncoder(CachedTextEncoder):
         ).to(self.device)
         hidden = self.model(**tokens).last_hidden_state
         return hidden, tokens["attention_mask"]
+
+    def save_pretrained(self, folder: str | Path) -> None:
+        """Write model and tokenizer to ``folder/text_encoder`` (``model_dir`` of a reload)."""
+        target = Path(folder) / "text_encoder"
+        self.model.save_pretrained(target)
+        self.tokenizer.save_pretrained(target)
+
+
+class CLIPTextEncoder(CachedTextEncoder):
+    """Stable Diffusion 1.5's text encoder: CLIP ViT-L/14's text transformer, frozen, loaded offline.
+
+    As in SD 1.5: prompts are padded to 77 tokens, the condition is the final
+    (layer-normed) hidden states of all 77 positions, and no attention mask is used,
+    neither inside CLIP nor in the UNet's cross-attention.
+
+    Args:
+        pretrained: a local folder holding ``text_encoder/`` and ``tokenizer/`` (a Stable
+            Diffusion folder or an exported S2DM). Nothing is downloaded.
+        max_length: token positions per prompt (SD 1.5: 77, CLIP's context length).
+        device: where the encoder runs; embeddings are cached per prompt, so CPU is fine.
+    """
+
+    def __init__(self, pretrained: str, max_length: int = 77, device: str = "cpu") -> None:
+        super().__init__(max_length=max_length, use_attention_mask=False)
+        from transformers import CLIPTextModel, CLIPTokenizer
+
+        from s2dm_lightning.models.pretrained import pretrained_subfolder
+
+        key = "model.text_encoder.init_args.pretrained"
+        model_dir = pretrained_subfolder(pretrained, "text_encoder", key)
+        tokenizer_dir = pretrained_subfolder(pretrained, "tokenizer", key)
+        self.tokenizer = CLIPTokenizer.from_pretrained(tokenizer_dir, local_files_only=True)
+        self.model = CLIPTextModel.from_pretrained(model_dir, local_files_only=True).to(device).eval()
+        self.model.requires_grad_(False)
+        self.device = device
+        positions = int(self.model.config.max_position_embeddings)
+        if max_length > positions:
+            raise ValueError(f"max_length={max_length} exceeds the text encoder's {positions} positions")
+
+    @property
+    def width(self) -> int:
+        return int(self.model.config.hidden_size)
+
+    def _encode_uncached(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        tokens = self.tokenizer(
+            prompts, padding="max_length", truncation=True, max_length=self.max_length, return_tensors="pt"
+        )
+        hidden = self.model(tokens.input_ids.to(self.device)).last_hidden_state
+        return hidden, tokens.attention_mask
+
+    def save_pretrained(self, folder: str | Path) -> None:
+        """Write ``folder/text_encoder`` and ``folder/tokenizer`` (the SD layout)."""
+        self.model.save_pretrained(Path(folder) / "text_encoder")
+        self.tokenizer.save_pretrained(Path(folder) / "tokenizer")

@@ -1,0 +1,62 @@
+"""save_pretrained / from_pretrained: a self-contained folder that samples exactly like the model."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from s2dm_lightning.models import S2DM
+from tests.conftest import fake_batch, tiny_unet
+
+
+def _sample(model, seed=0):
+    batch = fake_batch(num_videos=1, num_frames=3, size=32, flow_size=4)
+    with torch.no_grad():
+        return model.sample_videos(batch, torch.Generator().manual_seed(seed))
+
+
+def test_export_then_reload_gives_identical_samples(tiny_sd, tmp_path):
+    model = S2DM(pretrained=str(tiny_sd), flow_fusion="both", flow_size=4, sample_size=4, num_inference_steps=2,
+                 guidance_scale=3.0, latent_cache_dir=str(tmp_path / "latents")).eval()
+    with torch.no_grad():  # "trained": every weight away from its pretrained value, flow channels included
+        for p in [*model.unet.parameters(), *model.flow_conditioner.parameters()]:
+            p.add_(0.01 * torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
+    model.save_pretrained(tmp_path / "export")
+    assert sorted(p.name for p in (tmp_path / "export").iterdir()) == [
+        "flow_conditioner.safetensors", "s2dm.json", "scheduler", "text_encoder", "tokenizer", "unet", "vae"]
+    settings = json.loads((tmp_path / "export" / "s2dm.json").read_text())["settings"]
+    assert settings["guidance_scale"] == 3.0 and "pretrained" not in settings and "latent_cache_dir" not in settings
+
+    reloaded = S2DM.from_pretrained(tmp_path / "export")
+    assert reloaded.unet.config.in_channels == 7  # the grown conv_in is saved, not grown again
+    assert torch.equal(_sample(model), _sample(reloaded))
+    assert not torch.equal(_sample(model, seed=0), _sample(model, seed=1))
+    assert S2DM.from_pretrained(tmp_path / "export", num_inference_steps=3).hparams.num_inference_steps == 3
+
+
+def test_an_unsaved_text_encoder_must_be_passed_back(tmp_path, text_encoder):
+    model = S2DM(tiny_unet(sample_size=8, in_channels=3), text_encoder, flow_fusion="tokens", flow_size=8,
+                 num_inference_steps=2).eval()  # pixel space: no vae/ in the folder
+    model.save_pretrained(tmp_path / "export")
+    assert not (tmp_path / "export" / "vae").exists()
+    with pytest.raises(ValueError, match="pass text_encoder="):
+        S2DM.from_pretrained(tmp_path / "export")
+    reloaded = S2DM.from_pretrained(tmp_path / "export", text_encoder=text_encoder)
+    batch = fake_batch(num_videos=1, num_frames=2, size=8, flow_size=8)
+    with torch.no_grad():
+        a = model.sample_videos(batch, torch.Generator().manual_seed(0))
+        b = reloaded.sample_videos(batch, torch.Generator().manual_seed(0))
+    assert torch.equal(a, b)
+
+
+def test_export_refuses_to_overwrite_a_foreign_folder(tiny_sd, tmp_path, text_encoder):
+    model = S2DM(tiny_unet(sample_size=8, in_channels=3), text_encoder, flow_fusion="tokens", flow_size=8)
+    (tmp_path / "precious").mkdir()
+    (tmp_path / "precious" / "notes.txt").write_text("keep me")
+    with pytest.raises(FileExistsError, match="not an exported S2DM"):
+        model.save_pretrained(tmp_path / "precious")
+    model.save_pretrained(tmp_path / "export")
+    model.save_pretrained(tmp_path / "export")  # an export is replaced as a whole
+    assert not list(tmp_path.glob(".*.tmp"))

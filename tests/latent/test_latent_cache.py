@@ -1,0 +1,72 @@
+"""The latent cache: every frame of a video once, validity tied to the VAE, same x_0 law as encoding."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+from torch.utils.data import default_collate
+
+from s2dm_lightning.cli import main
+from s2dm_lightning.data import LatentCache, SyntheticDataModule
+from s2dm_lightning.data.datasets import frames_to_tensor
+from s2dm_lightning.data.latent_cache import fill_latent_cache, vae_fingerprint
+from s2dm_lightning.data.video_io import read_video
+from s2dm_lightning.models import S2DM
+from tests.latent.conftest import DATA_ARGS, FRAME_SIZE, latent_config
+
+
+def _model(tiny_sd, tmp_path, **kwargs):
+    return S2DM(pretrained=str(tiny_sd), flow_fusion="tokens", flow_size=4, sample_size=4,
+                latent_cache_dir=str(tmp_path / "latents"), **kwargs)
+
+
+def _datamodule(root):
+    datamodule = SyntheticDataModule(root=str(root), **DATA_ARGS)
+    datamodule.setup("fit")
+    return datamodule
+
+
+def test_cache_holds_every_frame_and_is_tied_to_the_vae(tiny_sd, tmp_path, synthetic_root):
+    model = _model(tiny_sd, tmp_path)
+    records = _datamodule(synthetic_root).datasets["train"].records
+    cache = LatentCache(tmp_path / "latents", vae_fingerprint(model.vae), FRAME_SIZE)
+    assert fill_latent_cache(cache, records, model.vae, progress=False) == len(records)
+    assert fill_latent_cache(cache, records, model.vae, progress=False) == 0, "a second run only resumes"
+    mean, std = cache.load(records[0].video_id)
+    frames = frames_to_tensor(read_video(records[0].path), FRAME_SIZE)
+    with torch.no_grad():
+        posterior = model.vae.encode(frames).latent_dist
+    assert mean.shape == (8, 4, 4, 4)  # all 8 frames of the video, 4 x 4 x 4 latents
+    torch.testing.assert_close(mean, posterior.mean, atol=2e-3, rtol=2e-3)  # float16 storage
+    torch.testing.assert_close(std, posterior.std, atol=2e-3, rtol=2e-3)
+
+    with torch.no_grad():
+        model.vae.decoder.conv_out.bias.add_(1.0)  # e.g. a re-fine-tuned VAE: another fingerprint
+    stale = LatentCache(tmp_path / "latents", vae_fingerprint(model.vae), FRAME_SIZE)
+    assert not any(stale.has(r.video_id) for r in records), "a different VAE invalidates the cache"
+
+
+def test_training_from_the_cache_matches_encoding_without_running_the_vae(tiny_sd, tmp_path, synthetic_root):
+    model = _model(tiny_sd, tmp_path, frames_per_step=2)
+    datamodule = _datamodule(synthetic_root)
+    model.prepare_latent_cache(datamodule)
+    batch = default_collate([datamodule.datasets["train"][i] for i in range(2)])
+    samples, encoder_calls = [], []
+    model.unet.register_forward_pre_hook(lambda m, args: samples.append(args[0].clone()))
+    model.vae.encoder.register_forward_pre_hook(lambda m, args: encoder_calls.append(1))
+    with torch.no_grad():
+        model.diffusion_loss(batch, torch.Generator().manual_seed(3), use_cache=True)
+        assert not encoder_calls, "the cached path must not run the VAE encoder"
+        model.diffusion_loss(batch, torch.Generator().manual_seed(3), use_cache=False)
+        assert encoder_calls
+    # Same generator: the same frames, the same posterior sample, the same nu and t -> the same x_t.
+    torch.testing.assert_close(samples[0], samples[1], atol=2e-3, rtol=2e-3)
+    assert samples[0].shape[0] == 4  # 2 videos x frames_per_step 2
+
+
+def test_the_preprocess_subcommand_also_fills_the_latent_cache(tmp_path, tiny_sd, synthetic_root):
+    config = latent_config(tmp_path, tiny_sd, synthetic_root)
+    main(["preprocess", "--config", str(config)])
+    meta = json.loads((tmp_path / "latents" / "meta.json").read_text())
+    assert meta["resolution"] == FRAME_SIZE and len(list((tmp_path / "latents").glob("*.pt"))) == 5
