@@ -11,7 +11,9 @@ from diffusers import UNet2DConditionModel
 from s2dm_lightning.flow_format import identity_condition
 from s2dm_lightning.models.text_encoder import CachedTextEncoder
 
-torch.set_num_threads(2)
+# One thread: tests check behaviour, not speed, and several torch processes (DDP tests, a
+# busy machine) with 2 threads each on 2 cores slow down by orders of magnitude.
+torch.set_num_threads(1)
 
 
 class HashTextEncoder(CachedTextEncoder):

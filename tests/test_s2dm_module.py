@@ -146,3 +146,15 @@ def test_training_reduces_loss_on_a_fixed_batch():
         loss.backward()
         opt.step()
     assert model.diffusion_loss(batch, fixed()).item() < 0.5 * first
+
+
+def test_evaluation_seeds_follow_the_video_not_the_batch():
+    model = make_model(num_inference_steps=2).eval()
+    batch = fake_batch(num_videos=2, num_frames=3)
+    batch["sample_index"] = torch.tensor([3, 4])
+    together = model.predict_step(batch, batch_idx=0)["videos"]
+    alone = {k: v[1:] for k, v in batch.items()}
+    by_itself = model.predict_step(alone, batch_idx=7)["videos"]
+    torch.testing.assert_close(together[1:], by_itself)
+    model.evaluation_run = 1  # --n_runs: a new run draws new noise for the same video
+    assert not torch.allclose(model.predict_step(alone, batch_idx=7)["videos"], by_itself)

@@ -190,6 +190,7 @@ class VideoClipDataset(Dataset):
             "caption": record.caption,
             "video_id": record.video_id,
             "frame_indices": torch.tensor(indices, dtype=torch.long),
+            "sample_index": index,  # seeds evaluation sampling per video (S2DM.evaluation_generators)
         }
 
 

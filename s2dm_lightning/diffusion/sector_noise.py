@@ -26,16 +26,27 @@ def sample_video_noise(
     num_frames: int,
     frame_shape: tuple[int, ...],
     mode: NoiseSharing = "shared",
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | list[torch.Generator] | None = None,
     device: torch.device | str | None = None,
     dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
-    """Noise of shape (B, F, *frame_shape): one nu per video (``shared``) or one per frame."""
+    """Noise of shape (B, F, *frame_shape): one nu per video (``shared``) or one per frame.
+
+    ``generator`` may be a list with one generator per video, so that a video's noise does
+    not depend on which other videos share its batch.
+    """
     _check_mode(mode)
     per_video_frames = 1 if mode == "shared" else num_frames
-    noise = torch.randn(
-        (num_videos, per_video_frames, *frame_shape), generator=generator, device=device, dtype=dtype
-    )
+    if isinstance(generator, list):
+        if len(generator) != num_videos:
+            raise ValueError(f"got {len(generator)} generators for {num_videos} videos")
+        noise = torch.stack([
+            torch.randn((per_video_frames, *frame_shape), generator=g, device=device, dtype=dtype) for g in generator
+        ])
+    else:
+        noise = torch.randn(
+            (num_videos, per_video_frames, *frame_shape), generator=generator, device=device, dtype=dtype
+        )
     return noise.expand(num_videos, num_frames, *frame_shape).contiguous()
 
 

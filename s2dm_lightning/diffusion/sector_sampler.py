@@ -29,7 +29,7 @@ def sector_ddim_sample(
     num_inference_steps: int = 20,
     eta: float = 0.0,
     noise_sharing: NoiseSharing = "shared",
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | list[torch.Generator] | None = None,
     device: torch.device | str | None = None,
     dtype: torch.dtype = torch.float32,
     initial_noise: torch.Tensor | None = None,
@@ -44,7 +44,8 @@ def sector_ddim_sample(
         noise_sharing: ``shared`` (S2DM) or ``independent`` (each frame its own z_T and draws).
     """
     # Draws happen on the generator's device (a CPU generator gives the same video on any device).
-    noise_device = generator.device if generator is not None else device
+    first = generator[0] if isinstance(generator, list) else generator
+    noise_device = first.device if first is not None else device
 
     def draw() -> torch.Tensor:
         noise = sample_video_noise(num_videos, num_frames, frame_shape, noise_sharing, generator, noise_device, dtype)

@@ -19,7 +19,7 @@ from typing import Any
 from s2dm_lightning.evaluation.io import atomic_write_text
 
 #: The per-batch seed rule of ``S2DM.test_step`` (see ``S2DM._seeded_generator``).
-S2DM_SEED_RULE = "batch b of run k samples with torch.Generator().manual_seed(sampling_seed + 100003 * k + b)"
+S2DM_SEED_RULE = "video i of run k samples with torch.Generator().manual_seed(sampling_seed + 100003 * k + i)"
 
 
 def utc_now() -> str:

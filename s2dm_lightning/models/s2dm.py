@@ -406,7 +406,7 @@ class S2DM(L.LightningModule):
     def sample_videos(
         self,
         batch: dict[str, Any],
-        generator: torch.Generator | None = None,
+        generator: torch.Generator | list[torch.Generator] | None = None,
         initial_noise: torch.Tensor | None = None,
         noise_sharing: NoiseSharing | None = None,
         progress: bool = False,
@@ -432,16 +432,24 @@ class S2DM(L.LightningModule):
         )
         return self.decode_frames(x0)
 
-    def _seeded_generator(self, batch_idx: int) -> torch.Generator:
-        """CPU generator for evaluation sampling: the same video for the same seed on any device.
+    def evaluation_generators(self, batch: dict[str, Any], batch_idx: int) -> list[torch.Generator]:
+        """One CPU generator per video for predict/test sampling.
 
-        ``evaluation_run`` (set by the test protocol for ``--n_runs``) moves every run to new seeds.
+        Video k of the dataset (``batch["sample_index"]``) of run r (``evaluation_run``, set by
+        ``--n_runs``) is sampled with seed ``sampling_seed + 100003 * r + k``: the same video for
+        the same seed on any device, batch size or number of DDP ranks.
         """
-        run = getattr(self, "evaluation_run", 0)
-        return torch.Generator().manual_seed(self.hparams.sampling_seed + 100_003 * run + batch_idx)
+        run = int(getattr(self, "evaluation_run", 0))
+        num_videos = len(batch["caption"])
+        if "sample_index" in batch:
+            indices = [int(i) for i in batch["sample_index"]]
+        else:  # a hand-made batch: position in the batch
+            indices = [batch_idx * num_videos + i for i in range(num_videos)]
+        base = self.hparams.sampling_seed + 100_003 * run
+        return [torch.Generator().manual_seed(base + k) for k in indices]
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
-        videos = self.sample_videos(batch, self._seeded_generator(batch_idx))
+        videos = self.sample_videos(batch, self.evaluation_generators(batch, batch_idx))
         return {"videos": videos.cpu(), "flow": batch["flow"].cpu(), "caption": list(batch["caption"]),
                 "video_id": list(batch["video_id"])}
 
