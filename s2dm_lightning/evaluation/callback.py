@@ -326,7 +326,7 @@ class VideoMetricsCallback(pl.Callback):
             "seeds": {
                 "sampling_seed": hparams.get("sampling_seed"),
                 "evaluation_runs": [run["run"] for run in runs],
-                "rule": S2DM_SEED_RULE if hasattr(pl_module, "_seeded_generator") else None,
+                "rule": S2DM_SEED_RULE if hasattr(pl_module, "evaluation_generators") else None,
                 "seed_everything": config.get("seed_everything"),
                 "kvd_subset_seed": self.kvd_seed,
             },

@@ -66,9 +66,15 @@ def test_corrupt_frame_is_reported_and_left_out(tmp_path, capsys, caplog):
 
 
 def test_preprocess_subcommand_with_the_shipped_config(tmp_path, capsys):
+    from tests.latent.tiny_sd import make_tiny_sd_folder
+    from tests.test_cli import pretrained_overrides
+
     make_mug_tree(tmp_path / "mug", subjects=("001", "020"), expressions=("anger", "fear"), num_frames=4)
+    config = Path(__file__).resolve().parents[2] / "configs" / "mug.yaml"
+    make_tiny_sd_folder(tmp_path / "sd")  # the config names a local SD 1.5 folder; a tiny one stands in
     main([
-        "preprocess", "--config", str(Path(__file__).resolve().parents[2] / "configs" / "mug.yaml"), f"--data.init_args.root={tmp_path / 'mug'}",
+        "preprocess", "--config", str(config), f"--data.init_args.root={tmp_path / 'mug'}",
+        *pretrained_overrides(config, tmp_path / "sd"), "--model.init_args.latent_cache_dir=null",
         "--data.init_args.flow_size=8", "--data.init_args.preprocess_workers=0", "--data.init_args.dis_preset=fast",
         "--model.init_args.flow_size=8", "--model.init_args.flow_patch_size=4", "--trainer.logger=false",
     ])
