@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from abc import abstractmethod
+
 import os
 
 import torch
@@ -103,6 +105,32 @@ class VideoFeatureMetric(Metric):
         if feats.ndim != 2:
             raise ValueError(f"features must be (N, d), got {tuple(feats.shape)} from the feature extractor")
         return feats.detach().to(device=self.device, dtype=torch.float64)
+
+    def update(self, videos: torch.Tensor, real: bool) -> None:
+        """Add a batch of real or generated videos (or (N, d) features when there is no extractor).
+
+        Args:
+            videos: input of the feature extractor (for the default I3D: uint8 (B, T, H, W, 3), or
+                float with ``value_range``), or (N, d) features when no extractor was given.
+            real: True for real videos, False for generated ones.
+        """
+        self._add(self.extract_features(videos), real)
+
+    def update_features(self, features: torch.Tensor, real: bool) -> None:
+        """Add precomputed (N, d) features, bypassing any extractor.
+
+        Args:
+            features: (N, d) tensor.
+            real: True for real features, False for generated ones.
+        """
+        if features.ndim != 2:
+            raise ValueError(f"features must be (N, d), got {tuple(features.shape)}")
+        self._bump()
+        self._add(features.detach().to(device=self.device, dtype=torch.float64), real)
+
+    @abstractmethod
+    def _add(self, feats: torch.Tensor, real: bool) -> None:
+        """Fold float64 (N, d) features into the metric's states (each metric's own)."""
 
     def forward(self, *args, **kwargs) -> None:
         """Same as ``update``: a distribution distance has no meaningful per-batch value, so unlike

@@ -87,29 +87,7 @@ class FrechetVideoDistance(VideoFeatureMetric):
         self._cached_real: FeatureStatistics | None = None
 
     # ------------------------------------------------------------------ updates
-    def update(self, videos: torch.Tensor, real: bool) -> None:
-        """Add a batch of real or generated videos (or (N, d) features when there is no extractor).
-
-        Args:
-            videos: input of the feature extractor (for the default I3D: uint8 (B, T, H, W, 3), or
-                float with ``value_range``), or (N, d) features when no extractor was given.
-            real: True for real videos, False for generated ones.
-        """
-        self._accumulate(self.extract_features(videos), real)
-
-    def update_features(self, features: torch.Tensor, real: bool) -> None:
-        """Add precomputed (N, feature_dim) features, bypassing any extractor.
-
-        Args:
-            features: (N, feature_dim) tensor.
-            real: True for real features, False for generated ones.
-        """
-        if features.ndim != 2:
-            raise ValueError(f"features must be (N, d), got {tuple(features.shape)}")
-        self._bump()
-        self._accumulate(features.detach().to(device=self.device, dtype=torch.float64), real)
-
-    def _accumulate(self, feats: torch.Tensor, real: bool) -> None:
+    def _add(self, feats: torch.Tensor, real: bool) -> None:
         if feats.shape[1] != self.feature_dim:
             raise ValueError(f"expected {self.feature_dim}-d features, got {tuple(feats.shape)}")
         if real and self._cached_real is not None:

@@ -77,28 +77,7 @@ class KernelVideoDistance(VideoFeatureMetric):
         self.add_state("fake_features", [], dist_reduce_fx="cat")
         self._cached_real: torch.Tensor | None = None
 
-    def update(self, videos: torch.Tensor, real: bool) -> None:
-        """Add a batch of real or generated videos (or (N, d) features when there is no extractor).
-
-        Args:
-            videos: input of the feature extractor, or (N, d) features when no extractor was given.
-            real: True for real videos, False for generated ones.
-        """
-        self._append(self.extract_features(videos), real)
-
-    def update_features(self, features: torch.Tensor, real: bool) -> None:
-        """Add precomputed (N, d) features, bypassing any extractor.
-
-        Args:
-            features: (N, d) tensor.
-            real: True for real features, False for generated ones.
-        """
-        if features.ndim != 2:
-            raise ValueError(f"features must be (N, d), got {tuple(features.shape)}")
-        self._bump()
-        self._append(features.detach().to(device=self.device, dtype=torch.float64), real)
-
-    def _append(self, feats: torch.Tensor, real: bool) -> None:
+    def _add(self, feats: torch.Tensor, real: bool) -> None:
         if real and self._cached_real is not None:
             raise RuntimeError(
                 "real features were set from a cache; call clear_real_features() before adding real videos"

@@ -7,12 +7,13 @@ the LightningModule, so they never enter its checkpoint or its optimizer.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from pathlib import Path
 
 import torch
 
 
-class CachedTextEncoder:
+class CachedTextEncoder(ABC):
     """Base class: encodes each distinct prompt once and keeps the result on CPU.
 
     Args:
@@ -32,11 +33,13 @@ class CachedTextEncoder:
         return self
 
     @property
-    def width(self) -> int:  # pragma: no cover - defined by subclasses
-        raise NotImplementedError
+    @abstractmethod
+    def width(self) -> int:
+        """Width D of the hidden states."""
 
+    @abstractmethod
     def _encode_uncached(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        raise NotImplementedError  # pragma: no cover - defined by subclasses
+        """Hidden states (B, max_length, D) and mask (B, max_length) of prompts not in the cache."""
 
     @torch.no_grad()
     def encode(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
