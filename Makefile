@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 TORCH_SPEC ?= torch==2.13.0
 CONFIG ?= configs/synthetic.yaml
 
-.PHONY: install test test-slow test-all lint train-synthetic predict-synthetic bench clean
+.PHONY: install test test-slow test-all lint train-synthetic predict-synthetic bench ablation clean
 
 $(STAMP): pyproject.toml setup.cfg
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ predict-synthetic: install
 
 bench: install
 	$(PY) benchmarks/bench_training.py
+
+# The shared-noise and flow-fusion ablations (long: 4 trainings per seed); ABLATION_ARGS="--smoke" checks the pipeline.
+ablation: install
+	$(PY) benchmarks/ablation.py $(ABLATION_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

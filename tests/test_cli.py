@@ -79,7 +79,7 @@ def test_fit_two_steps_then_predict_through_the_cli(tmp_path):
     assert samples, "the sample callback writes videos at validation"
 
     main(["predict", *tiny_run_args(tmp_path), f"--ckpt_path={checkpoints[0]}", "--trainer.limit_predict_batches=1",
-          f"--trainer.callbacks+=s2dm_lightning.callbacks.VideoPredictionWriter",
+          "--trainer.callbacks+=s2dm_lightning.callbacks.VideoPredictionWriter",
           f"--trainer.callbacks.output_dir={out}"])
     assert list(out.glob("*.mp4")) and list(out.glob("*.gif")) and (out / "contact_sheet.png").is_file()
 

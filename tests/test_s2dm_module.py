@@ -85,7 +85,7 @@ def test_condition_dropout_rates_and_per_video_consistency():
     assert n == 800
     assert abs(sum(text_dropped) / n - 0.3) < 4 * (0.3 * 0.7 / n) ** 0.5
     assert abs(sum(flow_dropped) / n - 0.6) < 4 * (0.6 * 0.4 / n) ** 0.5
-    both = sum(a and b for a, b in zip(text_dropped, flow_dropped)) / n
+    both = sum(a and b for a, b in zip(text_dropped, flow_dropped, strict=True)) / n
     assert abs(both - 0.18) < 4 * (0.18 * 0.82 / n) ** 0.5, "text and flow are dropped independently"
 
 

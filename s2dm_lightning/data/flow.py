@@ -80,7 +80,7 @@ class FlowSettings:
     static_tolerance: float = 1.0
     fb_alpha: float = 0.01
     fb_beta: float = 0.5
-    version: int = 1
+    version: int = 2  # 2: a fresh DIS object per pair (1 reused one, order-dependent)
 
     def __post_init__(self) -> None:
         if self.estimator not in ESTIMATORS:
@@ -97,19 +97,11 @@ class FlowSettings:
         return asdict(self)
 
 
-_ESTIMATOR_CACHE: dict[tuple[str, int, int], Any] = {}
-
-
-def _dis(preset: str, shape: tuple[int, int]):
-    # cv2 objects cannot be pickled, so each process builds (and reuses) its own. One per
-    # image size: reusing a DIS object on smaller images than before segfaults (OpenCV
-    # 5.0; its pyramid is apparently sized on the first call).
-    key = (preset, *shape)
-    if key not in _ESTIMATOR_CACHE:
-        if len(_ESTIMATOR_CACHE) > 16:
-            _ESTIMATOR_CACHE.clear()
-        _ESTIMATOR_CACHE[key] = cv2.DISOpticalFlow_create(DIS_PRESETS[preset])
-    return _ESTIMATOR_CACHE[key]
+def _dis(preset: str):
+    # A new DIS object for every call: OpenCV 5's DIS keeps state between calls that pass an
+    # initial flow (so a reused object made a video's flow depend on the videos estimated
+    # before it), and a reused object segfaults on smaller images. Creating one costs microseconds.
+    return cv2.DISOpticalFlow_create(DIS_PRESETS[preset])
 
 
 def _calc(
@@ -119,7 +111,7 @@ def _calc(
     # Both estimators refine a flow passed in (they write into it, hence the copy).
     flow = None if initial is None else np.array(initial, dtype=np.float32, copy=True)
     if settings.estimator == "opencv-dis":
-        return _dis(settings.dis_preset, first.shape).calc(first, second, flow)
+        return _dis(settings.dis_preset).calc(first, second, flow)
     flags = 0 if flow is None else cv2.OPTFLOW_USE_INITIAL_FLOW
     return cv2.calcOpticalFlowFarneback(first, second, flow, 0.5, 4, 15, 3, 5, 1.2, flags)
 

@@ -5,6 +5,7 @@ environment variable ``S2DM_I3D_WEIGHTS`` at ``i3d_pretrained_400.pt`` or ``i3d_
 """
 
 from s2dm_lightning.metrics.base import VideoFeatureMetric
+from s2dm_lightning.metrics.consistency import BackgroundDrift, FlowAdherence, FlowWarpingError
 from s2dm_lightning.metrics.functional import (
     feature_statistics,
     frechet_distance,
@@ -30,6 +31,9 @@ from s2dm_lightning.metrics.kvd import KernelVideoDistance
 from s2dm_lightning.metrics.preprocess import bilinear_resize_matrix, preprocess_for_i3d
 
 __all__ = [
+    "BackgroundDrift",
+    "FlowAdherence",
+    "FlowWarpingError",
     "I3D_WEIGHTS_CONFIG_KEY",
     "I3D_WEIGHTS_ENV",
     "FeatureStatistics",

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from abc import abstractmethod
-
 import os
+from abc import abstractmethod
 
 import torch
 from torch import nn

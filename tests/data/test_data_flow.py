@@ -107,3 +107,17 @@ def test_image_sizes_can_change_within_a_process():
         image = textured(size, size, seed=size)
         grid, _ = estimate_pair(image, np.roll(image, 1, axis=1), FlowSettings(flow_size=8))
         assert torch.isfinite(grid).all()
+
+
+def test_estimate_does_not_depend_on_what_was_estimated_before():
+    # OpenCV's DIS keeps state between calls with an initial flow; a reused object made this fail.
+    from s2dm_lightning.data.flow import FlowSettings, estimate_flow_sequence
+
+    rng = np.random.default_rng(0)
+    texture = (rng.random((40, 40, 3)) * 255).astype(np.uint8)
+    clip = np.stack([np.roll(texture, shift, axis=1) for shift in range(4)])
+    other = np.stack([np.roll(texture, -2 * shift, axis=0) for shift in range(4)])
+    settings = FlowSettings(flow_size=8)
+    first = estimate_flow_sequence(clip, settings)
+    estimate_flow_sequence(other, settings)
+    assert torch.equal(estimate_flow_sequence(clip, settings), first)

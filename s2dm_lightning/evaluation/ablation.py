@@ -1,0 +1,229 @@
+"""The shared-noise and flow-fusion ablations: score a trained model, summarise seeds, tables and plots.
+
+``benchmarks/ablation.py`` trains the models and calls :func:`evaluate_model` for every row; the
+notebook ``notebooks/ablation.ipynb`` reads the JSON it writes with :func:`load_results` and shows it
+with :func:`markdown_tables` and :func:`plot_results`. Every metric is lower-is-better:
+
+* ``fvd`` / ``kvd``: against the real test clips, features of the synthetic feature network
+  (:mod:`.synthetic_features`; NOT the I3D, so not comparable with published FVD);
+* ``warping_error``: :class:`~s2dm_lightning.metrics.FlowWarpingError` ([0, 1] intensity);
+* ``flow_epe``: :class:`~s2dm_lightning.metrics.FlowAdherence` (pixels of the flow map);
+* ``drift``: :class:`~s2dm_lightning.metrics.BackgroundDrift` ([0, 1] intensity).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from s2dm_lightning.data.datasets import CyclicDataset
+from s2dm_lightning.evaluation.features import quantize_to_uint8_levels
+from s2dm_lightning.metrics import (
+    BackgroundDrift,
+    FlowAdherence,
+    FlowWarpingError,
+    FrechetVideoDistance,
+    KernelVideoDistance,
+)
+
+#: Metric keys, in table order, with their table headers.
+METRICS: dict[str, str] = {
+    "fvd": "FVD (synthetic net) ↓",
+    "kvd": "KVD (synthetic net) ↓",
+    "warping_error": "warping error ↓",
+    "flow_epe": "flow EPE (px) ↓",
+    "drift": "background drift ↓",
+}
+#: The paper's Table 2 rows: (id, noise sharing in training, noise sharing in sampling, label).
+NOISE_ROWS: list[tuple[str, str, str, str]] = [
+    ("I", "shared", "shared", "(I) S2DM: shared noise in training and sampling"),
+    ("II", "shared", "independent", "(II) shared in training, independent in sampling"),
+    ("III", "independent", "independent", "(III) standard: independent noise in both"),
+]
+FUSION_MODES: tuple[str, ...] = ("tokens", "concat", "both")
+#: Seed of video k of evaluation seed s: ``SEED_STRIDE * s + k`` (the same for every row).
+SEED_STRIDE = 1_000_003
+
+
+def _consistency_metrics(flow_settings: Any) -> dict[str, Any]:
+    return {"warping_error": FlowWarpingError(), "flow_epe": FlowAdherence(flow_settings=flow_settings),
+            "drift": BackgroundDrift()}
+
+
+def _feature_metrics(extractor: nn.Module) -> dict[str, Any]:
+    dim = int(getattr(extractor, "num_features", 0)) or None
+    if dim is None:  # a TorchScript module may not expose it: ask the network
+        dim = int(extractor(torch.zeros(1, 2, 3, 16, 16)).shape[1])
+    return {"fvd": FrechetVideoDistance(feature_extractor=extractor, feature_dim=dim),
+            "kvd": KernelVideoDistance(feature_extractor=extractor)}
+
+
+@torch.no_grad()
+def evaluate_model(
+    model: Any,
+    datamodule: Any,
+    extractor: nn.Module,
+    noise_sharing: str,
+    num_videos: int,
+    seed: int,
+    batch_size: int = 8,
+) -> dict[str, float]:
+    """Sample ``num_videos`` videos for the test split's conditions and score them.
+
+    The test clips are cycled to ``num_videos`` items (each clip's conditions several times, with
+    different seeds); video k is sampled with ``torch.Generator().manual_seed(SEED_STRIDE * seed + k)``,
+    so every row sees the same z_T draws. The real side of FVD/KVD is every test clip once.
+
+    Args:
+        model: a trained :class:`~s2dm_lightning.models.S2DM` (eval mode is set here).
+        datamodule: its data module, ``setup("test")`` done (``datasets["test"]``, ``flow_settings``).
+        extractor: the feature network, (B, F, 3, H, W) in [-1, 1] -> (B, d).
+        noise_sharing: ``shared`` or ``independent`` sampling.
+        num_videos: generated videos (>= 2).
+        seed: evaluation seed.
+        batch_size: videos per sampling call.
+
+    Returns:
+        ``{metric: value}`` for the keys of :data:`METRICS`, plus ``num_videos`` and ``num_real_videos``.
+    """
+    if num_videos < 2:
+        raise ValueError(f"num_videos must be >= 2 (FVD needs two samples), got {num_videos}")
+    test = datamodule.datasets["test"]
+    if len(test) < 2:
+        raise ValueError(f"the test split has {len(test)} clips; FVD needs at least 2")
+    model.eval()
+    feature = _feature_metrics(extractor)
+    consistency = _consistency_metrics(getattr(datamodule, "flow_settings", None))
+    for batch in DataLoader(test, batch_size=batch_size):
+        for metric in feature.values():
+            metric.update(batch["frames"], real=True)
+    loader = DataLoader(CyclicDataset(test, num_videos), batch_size=batch_size)
+    for batch in loader:
+        generators = [torch.Generator().manual_seed(SEED_STRIDE * seed + int(k)) for k in batch["sample_index"]]
+        batch = {**batch, "flow": batch["flow"].to(model.device)}
+        videos = quantize_to_uint8_levels(model.sample_videos(batch, generators, noise_sharing=noise_sharing).cpu())
+        for metric in feature.values():
+            metric.update(videos, real=False)
+        for metric in consistency.values():
+            metric.update(videos, batch["flow"].cpu())
+    values = {"fvd": float(feature["fvd"].compute()), "kvd": float(feature["kvd"].compute()[0])}
+    values.update({name: float(metric.compute()) for name, metric in consistency.items()})
+    return {**values, "num_videos": num_videos, "num_real_videos": len(test)}
+
+
+def evaluate_real(datamodule: Any) -> dict[str, float]:
+    """The consistency metrics of the real test clips with their own flows: what the estimator and
+    the data allow (the floor for flow EPE and warping error; drift of the real background)."""
+    consistency = _consistency_metrics(getattr(datamodule, "flow_settings", None))
+    for batch in DataLoader(datamodule.datasets["test"], batch_size=8):
+        for metric in consistency.values():
+            metric.update(batch["frames"], batch["flow"])
+    return {name: float(metric.compute()) for name, metric in consistency.items()}
+
+
+def mean_std(values: list[float]) -> dict[str, Any]:
+    """Mean and sample standard deviation (ddof=1; None for a single value) of finite values."""
+    finite = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    if not finite:
+        return {"mean": None, "std": None, "n": 0}
+    mean = sum(finite) / len(finite)
+    std = math.sqrt(sum((v - mean) ** 2 for v in finite) / (len(finite) - 1)) if len(finite) > 1 else None
+    return {"mean": mean, "std": std, "n": len(finite)}
+
+
+def summarize_row(per_seed: dict[str, dict[str, float]]) -> dict[str, dict[str, Any]]:
+    """Per metric of :data:`METRICS`: mean and std over the seeds of one table row."""
+    return {name: mean_std([values.get(name) for values in per_seed.values()]) for name in METRICS}
+
+
+def _cell(stats: dict[str, Any] | None, digits: int = 4) -> str:
+    if not stats or stats.get("mean") is None:
+        return "–"
+    text = f"{stats['mean']:.{digits}g}"
+    return text + (f" ± {stats['std']:.2g}" if stats.get("std") is not None else "")
+
+
+def markdown_table(section: dict[str, Any]) -> str:
+    """A Markdown table of one section of the results (``noise`` or ``fusion``)."""
+    header = ["setting", *METRICS.values()]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in section.get("rows", []):
+        summary = row.get("summary") or summarize_row(row.get("per_seed", {}))
+        lines.append("| " + " | ".join([row["label"], *(_cell(summary.get(m)) for m in METRICS)]) + " |")
+    real = section.get("real")
+    if real:
+        cells = [_cell(mean_std([real.get(m)])) if m in real else "–" for m in METRICS]
+        lines.append("| " + " | ".join(["real test clips (reference)", *cells]) + " |")
+    return "\n".join(lines)
+
+
+def markdown_report(results: dict[str, Any] | None) -> str:
+    """The whole Markdown report: settings, command, seeds, wall time and one table per section."""
+    if not results:
+        return "*No ablation results yet: run `make ablation` (or `python benchmarks/ablation.py --smoke`).*\n"
+    settings = results.get("settings", {})
+    feature = results.get("feature_network", {})
+    out = [f"# S2DM ablation ({'SMOKE RUN, tiny budgets: not a result' if settings.get('smoke') else 'synthetic data'})",
+           "", f"Command: `{results.get('command', '?')}`",
+           f"Seeds: {settings.get('seeds')} (training seed_everything = evaluation seed); "
+           f"max_steps {settings.get('max_steps')}; {settings.get('num_videos')} generated videos per row and seed; "
+           f"wall time {results.get('wall_time_s', float('nan')) / 60:.1f} min on {results.get('machine', '?')}.",
+           f"Feature network for FVD/KVD: `{feature.get('path')}` (test accuracy "
+           f"{feature.get('test_accuracy', 'n/a')}); NOT the I3D: not comparable with published FVD.",
+           "Values: mean ± sample std over seeds; all lower is better."]
+    titles = {"noise": "Shared noise (paper Table 2)", "fusion": "Flow fusion modes (shared noise)"}
+    for key, title in titles.items():
+        if results.get(key):
+            out += ["", f"## {title}", "", markdown_table(results[key])]
+    return "\n".join(out) + "\n"
+
+
+def per_seed_markdown(results: dict[str, Any] | None, section: str = "noise") -> str:
+    """A Markdown table of the raw per-seed values of one section (one line per row and seed)."""
+    if not results or not results.get(section):
+        return f"*No '{section}' results.*"
+    lines = ["| row | seed | " + " | ".join(METRICS) + " |", "|" + "---|" * (len(METRICS) + 2)]
+    for row in results[section]["rows"]:
+        for seed, values in row.get("per_seed", {}).items():
+            cells = [f"{values[m]:.4g}" if values.get(m) is not None else "–" for m in METRICS]
+            lines.append(f"| {row['id']} | {seed} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def load_results(path: str | Path) -> dict[str, Any] | None:
+    """The JSON written by ``benchmarks/ablation.py``, or None (with a message saying how to make it)."""
+    path = Path(path)
+    if not path.is_file():
+        print(f"No ablation results at '{path}'. Make them with `make ablation` "
+              "(or `python benchmarks/ablation.py --smoke` for a quick look at the pipeline).")
+        return None
+    try:
+        return json.loads(path.read_text())
+    except ValueError as error:
+        print(f"'{path}' is not valid JSON ({error}); rerun benchmarks/ablation.py")
+        return None
+
+
+def plot_results(results: dict[str, Any] | None, section: str = "noise"):
+    """Bar charts (mean ± std over seeds) of every metric of one section; None without results."""
+    if not results or not results.get(section):
+        print(f"no '{section}' results to plot")
+        return None
+    import matplotlib.pyplot as plt
+
+    rows = results[section]["rows"]
+    fig, axes = plt.subplots(1, len(METRICS), figsize=(3.2 * len(METRICS), 3.2))
+    for ax, (name, title) in zip(axes, METRICS.items(), strict=True):
+        stats = [(row.get("summary") or summarize_row(row["per_seed"]))[name] for row in rows]
+        means = [s["mean"] if s["mean"] is not None else float("nan") for s in stats]
+        errors = [s["std"] or 0.0 for s in stats]
+        ax.bar([row["id"] for row in rows], means, yerr=errors, capsize=4, color="#4c72b0")
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig

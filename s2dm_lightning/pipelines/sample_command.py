@@ -1,0 +1,140 @@
+"""``python -m s2dm_lightning sample``: two-stage text-to-video (or motion transfer) from the shell.
+
+Writes, under ``output_dir``: ``<nn>_<prompt>.mp4`` / ``.gif`` (generated | flow colour |
+occlusion, side by side), ``contact_sheet.png`` (per video a row of frames and a row of its
+flows; with ``--motion_from`` also the motion source), and ``samples.pt`` (the tensors, the
+prompts, the seed and the arguments). Every file is written atomically.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from s2dm_lightning.callbacks.sample_videos import SHEET_ROW_PX, safe_name
+from s2dm_lightning.pipelines.text_to_video import TextToVideoOutput, TwoStageTextToVideo, flows_from_video
+from s2dm_lightning.video_files import atomic_path, write_gif, write_mp4, write_png
+from s2dm_lightning.visualization import (
+    contact_sheet,
+    flow_to_rgb,
+    resize_nearest,
+    to_uint8_video,
+    video_panel,
+)
+
+
+def sample(
+    prompt: str | list[str] | None = None,
+    s2dm_config: str | None = None,
+    s2dm_ckpt: str | None = None,
+    flow_config: str | None = None,
+    flow_ckpt: str | None = None,
+    seed: int = 0,
+    output_dir: str = "outputs/text_to_video",
+    num_frames: int = 16,
+    motion_from: str | None = None,
+    motion_estimator: str = "opencv-dis",
+    num_inference_steps: int | None = None,
+    device: str = "cpu",
+    fps: int = 8,
+    scale: int = 4,
+) -> Path:
+    """Generate videos from prompts with S2DM and the stage-one flow generator (paper Sec. 3.4).
+
+    Args:
+        prompt: the prompt; several: --prompt '[a red square moves up, a blue circle moves down]'
+            or --prompt+="..." --prompt+="...".
+        s2dm_config: YAML whose model section builds the S2DM (e.g. configs/synthetic.yaml, or the
+            config.yaml saved beside a run's logs).
+        s2dm_ckpt: the S2DM checkpoint (e.g. logs/synthetic/version_0/checkpoints/last.ckpt).
+        flow_config: YAML whose model section builds the FlowGenerator (e.g. configs/synthetic_flow.yaml);
+            not needed with --motion_from.
+        flow_ckpt: the FlowGenerator checkpoint.
+        seed: seed of z_T and every other draw: the same seed gives the same videos.
+        output_dir: folder for the videos, the contact sheet and samples.pt.
+        num_frames: frames per video (with --motion_from: frames taken from the motion video).
+        motion_from: motion transfer: a video file or frame folder (a dataset video, e.g.
+            data/synthetic/videos/video_0003) whose estimated flows replace stage one.
+        motion_estimator: flow estimator for --motion_from: opencv-dis or opencv-farneback.
+        num_inference_steps: DDIM steps of both models (default: each model's config).
+        device: where the models run (cpu, cuda, ...).
+        fps: playback frames per second of the written videos.
+        scale: nearest-neighbour upscaling of the written videos.
+    """
+    if not prompt:
+        raise ValueError("--prompt is required")
+    if s2dm_config is None or s2dm_ckpt is None:
+        raise ValueError("--s2dm_config and --s2dm_ckpt are required")
+    if motion_from is None and (flow_config is None or flow_ckpt is None):
+        raise ValueError("--flow_config and --flow_ckpt are required (or --motion_from for motion transfer)")
+    if num_frames < 2 or fps < 1 or scale < 1:
+        raise ValueError(f"num_frames must be >= 2, fps and scale >= 1; got {num_frames}, {fps}, {scale}")
+    prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+    use_flow_generator = motion_from is None
+    pipeline = TwoStageTextToVideo.from_checkpoints(
+        s2dm_config, s2dm_ckpt, flow_config if use_flow_generator else None, flow_ckpt if use_flow_generator else None,
+        device=device,
+    )
+    if num_inference_steps is not None:
+        for model in (pipeline.s2dm, pipeline.flow_generator):
+            if model is not None:
+                model.hparams.num_inference_steps = num_inference_steps
+
+    motion_frames = None
+    reference_flows = None
+    if motion_from is not None:
+        reference_flows, motion_frames = flows_from_video(motion_from, pipeline.flow_size, num_frames,
+                                                          motion_estimator)
+    output = pipeline(prompts, seed=seed, num_frames=num_frames, reference_flows=reference_flows, progress=True)
+    arguments = {"prompt": prompts, "s2dm_config": s2dm_config, "s2dm_ckpt": s2dm_ckpt, "flow_config": flow_config,
+                 "flow_ckpt": flow_ckpt, "seed": seed, "num_frames": num_frames, "motion_from": motion_from,
+                 "num_inference_steps": num_inference_steps}
+    folder = write_outputs(output, Path(output_dir), fps=fps, scale=scale, motion_frames=motion_frames,
+                           arguments=arguments)
+    print(f"wrote {len(prompts)} video(s) and contact_sheet.png to {folder}")
+    return folder
+
+
+def write_outputs(
+    output: TextToVideoOutput,
+    folder: Path,
+    fps: int = 8,
+    scale: int = 4,
+    motion_frames: np.ndarray | None = None,
+    arguments: dict[str, Any] | None = None,
+) -> Path:
+    """Write the videos (mp4 + gif panels), the contact sheet and ``samples.pt`` into ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    height = output.frames.shape[-2]
+    rows, labels = [], []
+    for i, prompt in enumerate(output.prompts):
+        frames = to_uint8_video(output.frames[i])
+        panel = video_panel(frames, output.flows[i], scale=scale)
+        stem = f"{i:02d}_{safe_name(prompt)}"
+        write_mp4(folder / f"{stem}.mp4", panel, fps=fps)
+        write_gif(folder / f"{stem}.gif", panel, fps=fps)
+        flow_rgb = resize_nearest(flow_to_rgb(output.flows[i]), height, frames.shape[2])
+        rows += [frames, flow_rgb]
+        labels += [f"{i}: {prompt}", f"{i}: generated flow" if motion_frames is None else f"{i}: flow of the video"]
+        if motion_frames is not None:
+            rows.append(motion_frames)
+            labels.append(f"{i}: motion source")
+    sheet_scale = max(1, min(scale, SHEET_ROW_PX // max(height, 1)))
+    write_png(folder / "contact_sheet.png", contact_sheet(rows, labels=labels, scale=sheet_scale))
+    with atomic_path(folder / "samples.pt") as tmp:
+        torch.save({"frames": output.frames, "flows": output.flows, "reference_frames": output.reference_frames,
+                    "initial_noise": output.initial_noise, "prompts": output.prompts, "seed": output.seed,
+                    "arguments": arguments or {}}, tmp)
+    return folder
+
+
+def main(argv: list[str] | None = None) -> Path:
+    """Parse ``sample``'s arguments (jsonargparse: --help lists them with the docstring above) and run it."""
+    from jsonargparse import CLI
+
+    return CLI(sample, args=list(sys.argv[1:] if argv is None else argv), as_positional=False,
+               prog="python -m s2dm_lightning sample")

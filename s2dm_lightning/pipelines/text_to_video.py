@@ -1,0 +1,225 @@
+"""Two-stage text-to-video inference (paper Sec. 3.4, Fig. 5).
+
+(a) eps_theta (S2DM) with the identity ("zero") flow f^1 samples the reference frame I_ref
+    from z_T, given the prompt tau;
+(b) eps_phi (``FlowGenerator``) samples the flow sequence F-hat given I_ref and tau;
+(c) eps_theta samples all frames from the SAME z_T, given tau and F-hat.
+
+With ``reference_flows`` step (b) is skipped: the flows of another video drive the motion
+(video-to-video motion transfer: the motion of one video, the caption of another).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+import yaml
+
+from s2dm_lightning.data.flow import FlowSettings, estimate_flow_sequence
+from s2dm_lightning.data.sampling import interval_frame_indices
+from s2dm_lightning.data.video_io import count_frames, read_video
+from s2dm_lightning.flow_format import FLOW_CHANNELS, identity_condition
+from s2dm_lightning.models.flow_generator import FlowGenerator, resize_condition
+from s2dm_lightning.models.s2dm import S2DM
+
+
+@dataclass
+class TextToVideoOutput:
+    """What the pipeline made, on the CPU.
+
+    Attributes:
+        frames: the videos (B, F, 3, H, W) in [-1, 1].
+        flows: the flows that conditioned step (c), (B, F, 3, h, w) at the S2DM's flow size.
+        reference_frames: I_ref of step (a), (B, 3, H, W) in [-1, 1].
+        initial_noise: z_T, (B, C, H', W') in the S2DM's diffusion space, used by (a) and (c).
+        prompts: the prompts, one per video.
+        seed: the seed everything was drawn from.
+    """
+
+    frames: torch.Tensor
+    flows: torch.Tensor
+    reference_frames: torch.Tensor
+    initial_noise: torch.Tensor
+    prompts: list[str]
+    seed: int
+
+
+def load_module(config_path: str | Path, checkpoint_path: str | Path | None, expected: type[L.LightningModule]):
+    """Build the ``model`` section of an experiment YAML and load a Lightning checkpoint into it.
+
+    Only ``model`` is read (a ``fit`` config, or the ``config.yaml`` LightningCLI saves beside the
+    logs); trainer and data sections are ignored, no seed is set. ``checkpoint_path`` None keeps
+    the freshly initialised weights. The module is returned in eval mode on the CPU.
+    """
+    from jsonargparse import ArgumentParser
+
+    config_path = Path(config_path)
+    if not config_path.is_file():
+        raise FileNotFoundError(f"model config {config_path} does not exist")
+    config = yaml.safe_load(config_path.read_text()) or {}
+    if "model" not in config:
+        raise ValueError(f"{config_path} has no 'model' section")
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_subclass_arguments(L.LightningModule, "model", required=True)
+    try:
+        module = parser.instantiate(parser.parse_object({"model": config["model"]})).model
+    except Exception as error:
+        raise ValueError(f"could not build the model of {config_path}: {error}") from error
+    if not isinstance(module, expected):
+        raise TypeError(f"{config_path} builds a {type(module).__name__}, expected a {expected.__name__}")
+    if checkpoint_path is not None:
+        checkpoint_path = Path(checkpoint_path)
+        if not checkpoint_path.is_file():
+            raise FileNotFoundError(f"checkpoint {checkpoint_path} does not exist")
+        checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
+        state = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, dict) else None
+        if not isinstance(state, dict):
+            raise ValueError(f"{checkpoint_path} holds no state_dict")
+        try:
+            module.load_state_dict(state, strict=True)
+        except RuntimeError as error:
+            raise ValueError(
+                f"checkpoint {checkpoint_path} does not fit the model of {config_path} (was it trained with "
+                f"another config?): {error}"
+            ) from error
+    return module.eval()
+
+
+def flows_from_video(
+    path: str | Path, flow_size: int, num_frames: int = 16, estimator: str = "opencv-dis"
+) -> tuple[torch.Tensor, np.ndarray]:
+    """Flows (num_frames, 3, flow_size, flow_size) of a video file or frame folder, and its clip frames.
+
+    Flows are estimated from frame 0 to every frame of the video (as the datasets' flow cache
+    does) and the clip takes the first frame of each of ``num_frames`` equal intervals.
+    Returns the flows and the clip's uint8 frames (num_frames, H, W, 3).
+    """
+    num_available = count_frames(path)
+    frames = read_video(path)
+    flows = estimate_flow_sequence(frames, FlowSettings(estimator=estimator, flow_size=flow_size))
+    indices = interval_frame_indices(num_available, num_frames, random=False)
+    return flows[indices], frames[indices]
+
+
+class TwoStageTextToVideo:
+    """Text-to-video with S2DM and the stage-one flow generator (Fig. 5).
+
+    Args:
+        s2dm: the stage-two model eps_theta (flow-guided video generation).
+        flow_generator: the stage-one model eps_phi; may be None when every call passes
+            ``reference_flows`` (motion transfer only).
+    """
+
+    def __init__(self, s2dm: S2DM, flow_generator: FlowGenerator | None = None) -> None:
+        self.s2dm = s2dm.eval()
+        self.flow_generator = flow_generator.eval() if flow_generator is not None else None
+
+    @classmethod
+    def from_checkpoints(
+        cls,
+        s2dm_config: str | Path,
+        s2dm_ckpt: str | Path | None,
+        flow_config: str | Path | None = None,
+        flow_ckpt: str | Path | None = None,
+        device: str = "cpu",
+    ) -> TwoStageTextToVideo:
+        """Build both models from their experiment YAMLs and load their checkpoints.
+
+        Args:
+            s2dm_config: YAML whose ``model`` section builds the S2DM (e.g. configs/synthetic.yaml).
+            s2dm_ckpt: its Lightning checkpoint (None: untrained weights, for tests).
+            flow_config: YAML whose ``model`` section builds the FlowGenerator; None for motion transfer only.
+            flow_ckpt: its Lightning checkpoint.
+            device: where both models run.
+        """
+        s2dm = load_module(s2dm_config, s2dm_ckpt, S2DM)
+        flow_generator = load_module(flow_config, flow_ckpt, FlowGenerator) if flow_config is not None else None
+        return cls(s2dm, flow_generator).to(device)
+
+    def to(self, device: str | torch.device) -> TwoStageTextToVideo:
+        self.s2dm.to(device)
+        if self.flow_generator is not None:
+            self.flow_generator.to(device)
+        return self
+
+    @property
+    def flow_size(self) -> int:
+        """h = w of the flows S2DM is conditioned on."""
+        return int(self.s2dm.flow_conditioner.flow_size)
+
+    def identity_flows(self, num_videos: int, num_frames: int) -> torch.Tensor:
+        size = self.flow_size
+        identity = identity_condition(size, size, device=self.s2dm.device)
+        return identity.expand(num_videos, num_frames, FLOW_CHANNELS, size, size).clone()
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        prompts: str | Sequence[str],
+        seed: int = 0,
+        num_frames: int = 16,
+        reference_flows: torch.Tensor | None = None,
+        progress: bool = False,
+    ) -> TextToVideoOutput:
+        """Generate one video per prompt.
+
+        Args:
+            prompts: one prompt, or one per video.
+            seed: seeds z_T and every other draw (a CPU generator: the same videos on any device).
+            num_frames: frames per video (ignored with ``reference_flows``).
+            reference_flows: flows (B or 1, F, 3, h, w) of a reference video to use instead of
+                step (b) (motion transfer); resized to the S2DM's flow size.
+            progress: show DDIM progress bars.
+        """
+        prompts = [prompts] if isinstance(prompts, str) else [str(p) for p in prompts]
+        if not prompts:
+            raise ValueError("need at least one prompt")
+        b, s2dm = len(prompts), self.s2dm
+        generator = torch.Generator().manual_seed(int(seed))
+        # z_T: ONE initial noise per video, the centre of the sector shared by steps (a) and (c)
+        z_t = torch.randn((b, *s2dm.frame_shape()), generator=generator).to(s2dm.device)
+
+        # (a) the reference frame from z_T with the identity flow f^1
+        first = {"caption": prompts, "flow": self.identity_flows(b, 1)}
+        reference = s2dm.sample_videos(first, generator=generator, initial_noise=z_t, noise_sharing="shared",
+                                       progress=progress)[:, 0]
+
+        # (b) the flow sequence from I_ref and tau (or the flows of another video)
+        if reference_flows is None:
+            if self.flow_generator is None:
+                raise ValueError("this pipeline has no flow generator: pass reference_flows (motion transfer)")
+            flows = self.flow_generator.sample_flows(reference.to(self.flow_generator.device), prompts, num_frames,
+                                                     generator=generator, progress=progress)
+        else:
+            flows = self._check_reference_flows(reference_flows, b)
+        flows = resize_condition(flows.to(s2dm.device).float(), self.flow_size)
+        flows[:, 0] = identity_condition(self.flow_size, self.flow_size, device=s2dm.device)
+
+        # (c) every frame from the same z_T, conditioned on tau and the flows
+        frames = s2dm.sample_videos({"caption": prompts, "flow": flows}, generator=generator, initial_noise=z_t,
+                                    noise_sharing="shared", progress=progress)
+        return TextToVideoOutput(frames.cpu(), flows.cpu(), reference.cpu(), z_t.cpu(), prompts, int(seed))
+
+    @staticmethod
+    def _check_reference_flows(flows: torch.Tensor, num_videos: int) -> torch.Tensor:
+        if flows.dim() == 4:
+            flows = flows.unsqueeze(0)
+        if flows.dim() != 5 or flows.shape[2] != FLOW_CHANNELS or flows.shape[0] not in (1, num_videos):
+            raise ValueError(
+                f"reference_flows must have shape (B or 1, F, 3, h, w) with B = {num_videos} prompts, "
+                f"got {tuple(flows.shape)}"
+            )
+        return flows.expand(num_videos, *flows.shape[1:])
+
+    def describe(self) -> dict[str, Any]:
+        """Short summary of the two models (for logs and sample folders)."""
+        out: dict[str, Any] = {"s2dm_frame_shape": list(self.s2dm.frame_shape()), "s2dm_flow_size": self.flow_size}
+        if self.flow_generator is not None:
+            out["flow_generator_flow_size"] = self.flow_generator.flow_size
+        return out

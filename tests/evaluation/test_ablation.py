@@ -1,0 +1,96 @@
+"""The ablation's scoring of a model, its summaries, tables and plots, and the ablation notebook."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from s2dm_lightning.data.flow import FlowSettings
+from s2dm_lightning.evaluation import RandomConv3dFeatures
+from s2dm_lightning.evaluation.ablation import (
+    METRICS,
+    evaluate_model,
+    evaluate_real,
+    load_results,
+    markdown_report,
+    mean_std,
+    per_seed_markdown,
+    summarize_row,
+)
+from s2dm_lightning.models import S2DM
+from tests.conftest import HashTextEncoder, fake_batch, tiny_unet
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+class TinyTestData:
+    """What evaluate_model needs of a data module: a test dataset and the flow settings."""
+
+    def __init__(self) -> None:
+        batch = fake_batch(num_videos=3, num_frames=3, size=8, flow_size=8)
+        items = [{k: v[i] for k, v in batch.items()} for i in range(3)]
+        self.datasets = {"test": items}
+        self.flow_settings = FlowSettings(flow_size=8)
+
+
+def test_evaluate_model_scores_every_metric_and_seeds_are_fixed():
+    model = S2DM(tiny_unet(in_channels=6), HashTextEncoder(), flow_fusion="both", flow_size=8,
+                 num_inference_steps=2, guidance_scale=2.0)
+    data, extractor = TinyTestData(), RandomConv3dFeatures(feature_dim=4)
+    first = evaluate_model(model, data, extractor, "shared", num_videos=4, seed=0, batch_size=3)
+    again = evaluate_model(model, data, extractor, "shared", num_videos=4, seed=0, batch_size=2)
+    assert set(METRICS) <= set(first) and first["num_videos"] == 4 and first["num_real_videos"] == 3
+    assert all(first[m] == pytest.approx(again[m], rel=1e-6, abs=1e-9) for m in METRICS)  # batch size is irrelevant
+    other = evaluate_model(model, data, extractor, "independent", num_videos=4, seed=0)
+    assert other["drift"] != first["drift"]
+    real = evaluate_real(data)
+    assert set(real) == {"warping_error", "flow_epe", "drift"}
+    with pytest.raises(ValueError, match="num_videos"):
+        evaluate_model(model, data, extractor, "shared", num_videos=1, seed=0)
+
+
+def fake_results() -> dict:
+    rows = []
+    for rid in ("I", "II", "III"):
+        per_seed = {str(s): {m: 1.0 + s + (rid == "III") for m in METRICS} for s in (0, 1)}
+        rows.append({"id": rid, "label": f"row {rid}", "per_seed": per_seed, "summary": summarize_row(per_seed)})
+    return {"command": "python benchmarks/ablation.py --smoke", "settings": {"seeds": [0, 1], "smoke": True},
+            "wall_time_s": 60.0, "machine": "test", "feature_network": {"path": "f.pt"},
+            "noise": {"rows": rows, "real": {"warping_error": 0.001, "flow_epe": 0.01, "drift": 0.0}}}
+
+
+def test_summaries_and_tables():
+    assert mean_std([1.0, 3.0]) == {"mean": 2.0, "std": pytest.approx(2**0.5), "n": 2}
+    assert mean_std([2.0])["std"] is None and mean_std([float("nan")])["mean"] is None
+    report = markdown_report(fake_results())
+    assert "SMOKE" in report and "| row I | 1.5 ± 0.71 |" in report and "real test clips" in report
+    assert "No ablation results" in markdown_report(None)
+    assert per_seed_markdown(fake_results(), "noise").count("\n") == 2 + 6 - 1
+
+
+def run_notebook_cells(path: Path, parameters: dict) -> dict:
+    """Execute a notebook's code cells in order in this process, the parameters cell's values replaced."""
+    namespace: dict = {}
+    for cell in nbformat.read(path, as_version=4).cells:
+        if cell.cell_type != "code":
+            continue
+        exec(compile(cell.source, str(path), "exec"), namespace)  # noqa: S102 - our own notebook
+        if "parameters" in cell.metadata.get("tags", []):
+            namespace.update(parameters)
+    return namespace
+
+
+def test_ablation_notebook_handles_missing_and_present_results(tmp_path, capsys):
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    notebook = REPO / "notebooks" / "ablation.ipynb"
+    namespace = run_notebook_cells(notebook, {"RESULTS": str(tmp_path / "missing.json")})
+    assert namespace["results"] is None and "No ablation results" in capsys.readouterr().out
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(fake_results()))
+    namespace = run_notebook_cells(notebook, {"RESULTS": str(path)})
+    assert namespace["results"]["noise"]["rows"][0]["id"] == "I"
+    assert load_results(path) == namespace["results"]
