@@ -57,7 +57,7 @@ def video_direction(frames: torch.Tensor, threshold: float = 0.9) -> torch.Tenso
 
 
 def score(vectors: torch.Tensor, captions: list[str]) -> dict[str, float]:
-    """Accuracy of the 4-way direction and mean cosine with the caption's direction."""
+    """Accuracy of the 4-way direction, mean cosine with the caption's direction, mean vector length."""
     names = list(DIRECTIONS)
     basis = torch.stack([DIRECTIONS[n] for n in names])
     valid = torch.isfinite(vectors).all(1) & (vectors.norm(dim=1) > 1e-6)
@@ -66,6 +66,7 @@ def score(vectors: torch.Tensor, captions: list[str]) -> dict[str, float]:
     cosine = torch.nn.functional.cosine_similarity(vectors.nan_to_num(0), basis[truth], dim=1)
     return {"n": len(captions), "accuracy": float(((predicted == truth) & valid).float().mean()),
             "mean_cosine": float(cosine[valid].mean()) if valid.any() else float("nan"),
+            "mean_length": float(vectors[valid].norm(dim=1).mean()) if valid.any() else float("nan"),
             "undetermined": int((~valid).sum())}
 
 

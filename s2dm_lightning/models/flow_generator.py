@@ -214,7 +214,8 @@ class FlowGenerator(L.LightningModule):
         keep_text: torch.Tensor,
         keep_reference: torch.Tensor,
     ) -> torch.Tensor:
-        """eps_phi for N sequences: x_t (N, F, 3, h, w), t (N,), reference (N, C_ref, h, w), text (N, L, D)."""
+        """eps_phi for N sequences (eps, x_0 or v by ``prediction_type``): x_t (N, F, 3, h, w), t (N,),
+        reference (N, C_ref, h, w), text (N, L, D)."""
         null_hidden = self.text_condition([""])
         hidden = torch.where(keep_text.view(-1, 1, 1), text_hidden, null_hidden.to(text_hidden.dtype))
         reference = reference * keep_reference.view(-1, 1, 1, 1).to(reference.dtype)
@@ -225,7 +226,7 @@ class FlowGenerator(L.LightningModule):
 
     # --------------------------------------------------------------- training
     def diffusion_loss(self, batch: dict[str, Any], generator: torch.Generator) -> torch.Tensor:
-        """|| eps - eps_phi(F-hat_t, t, I_ref, tau) ||^2, independent noise per frame, one t per sequence.
+        """|| target - eps_phi(F-hat_t, t, I_ref, tau) ||^2, independent noise per frame, one t per sequence.
 
         The target follows the scheduler's ``prediction_type`` (eps by default; x_0 or v).
         """
@@ -240,9 +241,9 @@ class FlowGenerator(L.LightningModule):
         keep_text = sample_condition_keep(b, self.hparams.text_dropout, generator, self.device)
         keep_reference = sample_condition_keep(b, self.hparams.reference_dropout, generator, self.device)
         reference = self.encode_reference(batch["frames"][:, 0])
-        eps = self.predict_noise(x_t, t[:, 0], reference, self.text_condition(batch["caption"]), keep_text,
-                                 keep_reference)
-        return F.mse_loss(eps.float(), target.float())
+        prediction = self.predict_noise(x_t, t[:, 0], reference, self.text_condition(batch["caption"]), keep_text,
+                                        keep_reference)
+        return F.mse_loss(prediction.float(), target.float())
 
     def training_target(self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """What the network predicts, by the scheduler's ``prediction_type``: eps, x_0 or v."""
