@@ -15,6 +15,8 @@ value (no visible or no static pixel) is left out of the mean.
 
 from __future__ import annotations
 
+from abc import abstractmethod
+
 import torch
 from lightning.pytorch.utilities import rank_zero_warn
 from torchmetrics import Metric
@@ -50,9 +52,9 @@ class _FrameMeanMetric(Metric):
         self.add_state("num_frames", torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
         self.add_state("num_videos", torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
 
+    @abstractmethod
     def per_frame(self, videos: torch.Tensor, flow: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(values, valid), both (B, F - 1)."""
-        raise NotImplementedError
 
     def update(self, videos: torch.Tensor, flow: torch.Tensor) -> None:
         """Add a batch of videos with their conditions.
