@@ -298,13 +298,14 @@ class FlowGenerator(L.LightningModule):
         reference_frames: torch.Tensor,
         captions: list[str],
         num_frames: int | None = None,
-        generator: torch.Generator | None = None,
+        generator: torch.Generator | list[torch.Generator] | None = None,
         progress: bool = False,
     ) -> torch.Tensor:
         """Sample flow sequences (B, F, 3, h, w) for reference frames (B, 3, H, W) in [-1, 1] and prompts.
 
         Frame 1 is set to the identity flow (occlusion 1) exactly: by definition it warps the
-        reference frame onto itself. Draw noise with a CPU generator for the same flows on any device.
+        reference frame onto itself. Draw noise with a CPU generator for the same flows on any device
+        (a list: one generator per sequence, so a sequence does not depend on its batch).
         """
         if reference_frames.dim() != 4 or reference_frames.shape[0] != len(captions):
             raise ValueError(f"need reference frames (B, 3, H, W) and B captions, got "

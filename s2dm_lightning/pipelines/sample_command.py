@@ -3,7 +3,7 @@
 Writes, under ``output_dir``: ``<nn>_<prompt>.mp4`` / ``.gif`` (generated | flow colour |
 occlusion, side by side), ``contact_sheet.png`` (per video a row of frames and a row of its
 flows; with ``--motion_from`` also the motion source), and ``samples.pt`` (the tensors, the
-prompts, the seed and the arguments). Every file is written atomically.
+prompts, the seeds and the arguments). Every file is written atomically.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def sample(
         flow_config: YAML whose model section builds the FlowGenerator (e.g. configs/synthetic_flow.yaml);
             not needed with --motion_from.
         flow_ckpt: the FlowGenerator checkpoint.
-        seed: seed of z_T and every other draw: the same seed gives the same videos.
+        seed: seed of z_T and every other draw (video k: seed + k): the same seed gives the same videos.
         output_dir: folder for the videos, the contact sheet and samples.pt.
         num_frames: frames per video (with --motion_from: frames taken from the motion video).
         motion_from: motion transfer: a video file or frame folder (a dataset video, e.g.
@@ -127,7 +127,7 @@ def write_outputs(
     write_png(folder / "contact_sheet.png", contact_sheet(rows, labels=labels, scale=sheet_scale))
     with atomic_path(folder / "samples.pt") as tmp:
         torch.save({"frames": output.frames, "flows": output.flows, "reference_frames": output.reference_frames,
-                    "initial_noise": output.initial_noise, "prompts": output.prompts, "seed": output.seed,
+                    "initial_noise": output.initial_noise, "prompts": output.prompts, "seeds": output.seeds,
                     "arguments": arguments or {}}, tmp)
     return folder
 

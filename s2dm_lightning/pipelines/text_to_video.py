@@ -28,6 +28,9 @@ from s2dm_lightning.flow_format import FLOW_CHANNELS, identity_condition
 from s2dm_lightning.models.flow_generator import FlowGenerator, resize_condition
 from s2dm_lightning.models.s2dm import S2DM
 
+# stage one draws from generators seeded ``FLOW_STREAM_OFFSET + seed``, apart from S2DM's ``seed`` streams
+FLOW_STREAM_OFFSET = 2**32
+
 
 @dataclass
 class TextToVideoOutput:
@@ -39,7 +42,7 @@ class TextToVideoOutput:
         reference_frames: I_ref of step (a), (B, 3, H, W) in [-1, 1].
         initial_noise: z_T, (B, C, H', W') in the S2DM's diffusion space, used by (a) and (c).
         prompts: the prompts, one per video.
-        seed: the seed everything was drawn from.
+        seeds: the seed of each video (everything of video k is drawn from seeds[k]).
     """
 
     frames: torch.Tensor
@@ -47,7 +50,7 @@ class TextToVideoOutput:
     reference_frames: torch.Tensor
     initial_noise: torch.Tensor
     prompts: list[str]
-    seed: int
+    seeds: list[int]
 
 
 def load_module(config_path: str | Path, checkpoint_path: str | Path | None, expected: type[L.LightningModule]):
@@ -162,7 +165,7 @@ class TwoStageTextToVideo:
     def __call__(
         self,
         prompts: str | Sequence[str],
-        seed: int = 0,
+        seed: int | Sequence[int] = 0,
         num_frames: int = 16,
         reference_flows: torch.Tensor | None = None,
         progress: bool = False,
@@ -171,7 +174,9 @@ class TwoStageTextToVideo:
 
         Args:
             prompts: one prompt, or one per video.
-            seed: seeds z_T and every other draw (a CPU generator: the same videos on any device).
+            seed: video k's z_T and every other draw of video k come from its own CPU generator seeded
+                ``seed + k`` (or ``seed[k]`` for a list): the same prompt and seed give the same video
+                on any device, whatever other prompts share the call.
             num_frames: frames per video (ignored with ``reference_flows``).
             reference_flows: flows (B or 1, F, 3, h, w) of a reference video to use instead of
                 step (b) (motion transfer); resized to the S2DM's flow size.
@@ -181,30 +186,43 @@ class TwoStageTextToVideo:
         if not prompts:
             raise ValueError("need at least one prompt")
         b, s2dm = len(prompts), self.s2dm
-        generator = torch.Generator().manual_seed(int(seed))
+        seeds = [int(seed) + k for k in range(b)] if isinstance(seed, int) else [int(s) for s in seed]
+        if len(seeds) != b:
+            raise ValueError(f"got {len(seeds)} seeds for {b} prompts")
+        frame_shape = s2dm.frame_shape()
+
+        def s2dm_streams() -> tuple[list[torch.Generator], torch.Tensor]:
+            """Per-video generators with z_T drawn first: (a) and (c) get the SAME draws, also for eta > 0."""
+            streams = [torch.Generator().manual_seed(s) for s in seeds]
+            return streams, torch.stack([torch.randn(frame_shape, generator=g) for g in streams])
+
         # z_T: ONE initial noise per video, the centre of the sector shared by steps (a) and (c)
-        z_t = torch.randn((b, *s2dm.frame_shape()), generator=generator).to(s2dm.device)
+        generator, z_t = s2dm_streams()
+        z_t = z_t.to(s2dm.device)
 
         # (a) the reference frame from z_T with the identity flow f^1
         first = {"caption": prompts, "flow": self.identity_flows(b, 1)}
         reference = s2dm.sample_videos(first, generator=generator, initial_noise=z_t, noise_sharing="shared",
                                        progress=progress)[:, 0]
 
-        # (b) the flow sequence from I_ref and tau (or the flows of another video)
+        # (b) the flow sequence from I_ref and tau (or the flows of another video), from its own streams
         if reference_flows is None:
             if self.flow_generator is None:
                 raise ValueError("this pipeline has no flow generator: pass reference_flows (motion transfer)")
+            flow_streams = [torch.Generator().manual_seed(FLOW_STREAM_OFFSET + s) for s in seeds]
             flows = self.flow_generator.sample_flows(reference.to(self.flow_generator.device), prompts, num_frames,
-                                                     generator=generator, progress=progress)
+                                                     generator=flow_streams, progress=progress)
         else:
             flows = self._check_reference_flows(reference_flows, b)
         flows = resize_condition(flows.to(s2dm.device).float(), self.flow_size)
         flows[:, 0] = identity_condition(self.flow_size, self.flow_size, device=s2dm.device)
 
-        # (c) every frame from the same z_T, conditioned on tau and the flows
+        # (c) every frame from the same z_T (and, with eta > 0, the same later draws as (a)),
+        # conditioned on tau and the flows: frame 1 (identity flow) reproduces the reference frame
+        generator, _ = s2dm_streams()
         frames = s2dm.sample_videos({"caption": prompts, "flow": flows}, generator=generator, initial_noise=z_t,
                                     noise_sharing="shared", progress=progress)
-        return TextToVideoOutput(frames.cpu(), flows.cpu(), reference.cpu(), z_t.cpu(), prompts, int(seed))
+        return TextToVideoOutput(frames.cpu(), flows.cpu(), reference.cpu(), z_t.cpu(), prompts, seeds)
 
     @staticmethod
     def _check_reference_flows(flows: torch.Tensor, num_videos: int) -> torch.Tensor:

@@ -35,7 +35,8 @@ class TwoStageS2DM(L.LightningModule):
         flow_ckpt: the FlowGenerator checkpoint.
         flow_source: ``generated`` (the two-stage text-only mode) or ``real`` (the test clip's own
             flows, still through steps (a) and (c): a control that should match S2DM's own test).
-        sampling_seed: seed of the first batch; batch k of run r uses seed + 100003 r + k (as S2DM).
+        sampling_seed: video k of the dataset (``sample_index``) in run r is made with seed
+            ``sampling_seed + 100003 r + k``, the rule of ``S2DM.evaluation_generators``.
         num_inference_steps: DDIM steps of both models; None keeps each model's config.
     """
 
@@ -89,8 +90,15 @@ class TwoStageS2DM(L.LightningModule):
             hp.s2dm_config, hp.s2dm_ckpt, hp.flow_config if use_flow else None, hp.flow_ckpt if use_flow else None
         ))
 
-    def _seed(self, batch_idx: int) -> int:
-        return self.hparams.sampling_seed + 100_003 * int(getattr(self, "evaluation_run", 0)) + batch_idx
+    def evaluation_seeds(self, batch: dict[str, Any], batch_idx: int) -> list[int]:
+        """One seed per video, independent of batch size and number of ranks (as S2DM's evaluation)."""
+        num_videos = len(batch["caption"])
+        if "sample_index" in batch:
+            indices = [int(i) for i in batch["sample_index"]]
+        else:  # a hand-made batch: position in the batch
+            indices = [batch_idx * num_videos + i for i in range(num_videos)]
+        base = self.hparams.sampling_seed + 100_003 * int(getattr(self, "evaluation_run", 0))
+        return [base + k for k in indices]
 
     @torch.no_grad()
     def generate(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
@@ -100,7 +108,7 @@ class TwoStageS2DM(L.LightningModule):
         captions = list(batch["caption"])
         num_frames = int(batch["flow"].shape[1]) if "flow" in batch else 16
         reference_flows = batch["flow"] if self.hparams.flow_source == "real" else None
-        output = self.pipeline(captions, seed=self._seed(batch_idx), num_frames=num_frames,
+        output = self.pipeline(captions, seed=self.evaluation_seeds(batch, batch_idx), num_frames=num_frames,
                                reference_flows=reference_flows)
         out = {"videos": output.frames, "flow": output.flows, "reference_frames": output.reference_frames,
                "caption": captions, "video_id": list(batch.get("video_id", [str(i) for i in range(len(captions))]))}

@@ -18,8 +18,9 @@ def make_pipeline(with_flow_generator: bool = True) -> TwoStageTextToVideo:
     return TwoStageTextToVideo(tiny_s2dm(), tiny_flow_generator() if with_flow_generator else None)
 
 
-def test_reference_frame_and_video_start_from_the_same_z_T():
-    pipeline = make_pipeline()
+@pytest.mark.parametrize("eta", [0.0, 1.0])
+def test_reference_frame_and_video_start_from_the_same_z_T(eta):
+    pipeline = TwoStageTextToVideo(tiny_s2dm(eta=eta), tiny_flow_generator())
     s2dm_inputs = UNetInputs(pipeline.s2dm.unet)
     flow_inputs = UNetInputs(pipeline.flow_generator.unet)
     out = pipeline(PROMPTS, seed=3, num_frames=4)
@@ -39,7 +40,8 @@ def test_reference_frame_and_video_start_from_the_same_z_T():
     flow_sample = flow_inputs.calls[0][0]
     for frame in range(f):
         torch.testing.assert_close(flow_sample[:b, 3:, frame], out.reference_frames)
-    # step (c) is conditioned on the generated flows; frame 1 (identity flow, same z_T) is the reference frame
+    # step (c) is conditioned on the generated flows; frame 1 (identity flow, same z_T and, with eta > 0,
+    # the same later draws) reproduces the reference frame
     assert out.frames.shape == (b, f, 3, SIZE, SIZE) and out.flows.shape == (b, f, 3, SIZE, SIZE)
     assert torch.equal(out.flows[:, 0], identity_condition(SIZE, SIZE).expand(b, 3, SIZE, SIZE))
     torch.testing.assert_close(out.frames[:, 0], out.reference_frames, atol=1e-5, rtol=0)
@@ -47,11 +49,15 @@ def test_reference_frame_and_video_start_from_the_same_z_T():
 
 def test_a_seed_gives_the_same_video_twice():
     pipeline = make_pipeline()
-    first = pipeline(PROMPTS[:1], seed=7, num_frames=4)
-    again = pipeline(PROMPTS[:1], seed=7, num_frames=4)
-    other = pipeline(PROMPTS[:1], seed=8, num_frames=4)
+    first = pipeline(PROMPTS[1:], seed=7, num_frames=4)
+    again = pipeline(PROMPTS[1:], seed=7, num_frames=4)
+    other = pipeline(PROMPTS[1:], seed=8, num_frames=4)
     assert torch.equal(first.frames, again.frames) and torch.equal(first.flows, again.flows)
     assert not torch.allclose(first.frames, other.frames)
+    # video k is drawn from seed + k alone: it does not depend on the other prompts of the call
+    pair = pipeline(PROMPTS, seed=6, num_frames=4)
+    torch.testing.assert_close(pair.frames[1:], first.frames, atol=1e-5, rtol=0)
+    assert pair.seeds == [6, 7]
 
 
 def test_reference_flows_replace_stage_one():
@@ -76,8 +82,10 @@ def test_two_stage_module_test_step_returns_the_s2dm_test_dict_from_captions_onl
     assert out["videos"].shape == batch["frames"].shape and torch.equal(out["real"], batch["frames"])
     assert out["caption"] == batch["caption"] and out["video_id"] == batch["video_id"]
     assert not torch.allclose(out["flow"], batch["flow"]), "text-only mode must not use the real flows"
-    direct = module.pipeline(batch["caption"], seed=5, num_frames=4)
+    direct = module.pipeline(batch["caption"], seed=[5, 6], num_frames=4)
     assert torch.equal(out["videos"], direct.frames)
+    batch["sample_index"] = torch.tensor([10, 3])  # seeds follow the dataset index, as in S2DM's evaluation
+    assert module.evaluation_seeds(batch, 0) == [15, 8]
     module.evaluation_run = 1  # the test protocol's --n_runs moves every run to new seeds
     assert not torch.allclose(module.test_step(batch, 0)["videos"], out["videos"])
 
