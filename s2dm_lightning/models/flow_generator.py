@@ -91,10 +91,16 @@ class FlowGenerator(L.LightningModule):
             reference channels (3 for pixels, the VAE's latent channels with ``vae``),
             ``out_channels`` = 3, ``cross_attention_dim`` = the text width. Its ``sample_size``
             is the size h = w at which flows are generated.
-        text_encoder: frozen encoder of the prompt tau (use the class the S2DM model uses).
+        text_encoder: frozen encoder of the prompt tau (use the class the S2DM model uses);
+            None = the ``CLIPTextEncoder`` of ``pretrained``.
         noise_scheduler: training noise schedule (DDPM); sampling uses DDIM built from its config.
             Its ``prediction_type`` (``epsilon``, ``sample`` = x_0, ``v_prediction``) sets the target.
         vae: optional frozen autoencoder: the reference frame then enters as its latent mean.
+            None = the VAE of ``vae_path`` if given, else the reference frame enters as pixels.
+        pretrained: a LOCAL Stable Diffusion folder whose ``text_encoder/`` + ``tokenizer/``
+            give the text encoder when ``text_encoder`` is None (as S2DM's ``pretrained``).
+        vae_path: a local AutoencoderKL folder, or a folder holding ``vae/`` (e.g. the VAE the
+            S2DM model uses), for the reference frame's latent when ``vae`` is None.
         displacement_scale: displacements (grid units) are multiplied by this in diffusion
             space; choose it so that typical displacements span about [-1, 1].
         num_frames: length F of a generated sequence (paper: 16).
@@ -116,9 +122,11 @@ class FlowGenerator(L.LightningModule):
     def __init__(
         self,
         unet: UNet3DConditionModel,
-        text_encoder: CachedTextEncoder,
+        text_encoder: CachedTextEncoder | None = None,
         noise_scheduler: DDPMScheduler | None = None,
         vae: AutoencoderKL | None = None,
+        pretrained: str | None = None,
+        vae_path: str | None = None,
         displacement_scale: float = 1.0,
         num_frames: int = 16,
         text_dropout: float = 0.1,
@@ -137,6 +145,16 @@ class FlowGenerator(L.LightningModule):
         super().__init__()
         self.save_hyperparameters(ignore=["unet", "text_encoder", "noise_scheduler", "vae"])
         self.unet = unet
+        if text_encoder is None:
+            if pretrained is None:
+                raise ValueError("FlowGenerator needs model.init_args.text_encoder or model.init_args.pretrained")
+            from s2dm_lightning.models.text_encoder import CLIPTextEncoder
+
+            text_encoder = CLIPTextEncoder(pretrained)
+        if vae is None and vae_path is not None:
+            from s2dm_lightning.models.pretrained import load_vae
+
+            vae = load_vae(vae_path, key="model.init_args.vae_path")
         self.text_encoder = text_encoder
         self.noise_scheduler = noise_scheduler or default_flow_scheduler()
         self.vae = vae

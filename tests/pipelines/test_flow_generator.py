@@ -120,3 +120,25 @@ def test_training_target_follows_the_prediction_type(kind):
     torch.testing.assert_close(model.training_target(x0, noise, t), expected)
     flows = model.sample_flows(torch.zeros(1, 3, SIZE, SIZE), ["a"], num_frames=3)  # DDIM reads the same type
     assert torch.isfinite(flows).all()
+
+
+def test_latent_reference_and_clip_text_from_a_local_sd_folder(tmp_path):
+    """``pretrained`` gives the CLIP text encoder, ``vae_path`` the reference frame's latent (paper configs)."""
+    from s2dm_lightning.models import FlowGenerator
+    from s2dm_lightning.models.text_encoder import CLIPTextEncoder
+    from tests.latent.tiny_sd import make_tiny_sd_folder
+
+    folder = make_tiny_sd_folder(tmp_path / "sd")
+    model = FlowGenerator(tiny_unet3d(in_channels=7, cross_dim=768), pretrained=str(folder), vae_path=str(folder))
+    assert isinstance(model.text_encoder, CLIPTextEncoder) and model.vae is not None
+    inputs = UNetInputs(model.unet)
+    batch = fake_batch(num_videos=2, num_frames=3, size=32, flow_size=SIZE)
+    model.hparams.reference_dropout = 0.0
+    model.diffusion_loss(batch, torch.Generator().manual_seed(0))
+    sample = inputs.calls[0][0]
+    assert sample.shape == (2, 7, 3, SIZE, SIZE)
+    latent = model.vae.encode(batch["frames"][:, 0]).latent_dist.mode() * model.vae.config.scaling_factor
+    expected = torch.nn.functional.interpolate(latent, size=(SIZE, SIZE), mode="bilinear", align_corners=False)
+    torch.testing.assert_close(sample[:, 3:, 0], expected)
+    with pytest.raises(ValueError, match="text_encoder or model.init_args.pretrained"):
+        FlowGenerator(tiny_unet3d())
