@@ -47,7 +47,7 @@ class SampleVideosCallback(pl.Callback):
     the EMA model. At the end of the epoch every video is logged to TensorBoard as an
     animated GIF (tag ``samples/<i>``: generated | real | flow colour | occlusion) and,
     with ``write_files``, written as mp4 + gif panels plus a contact sheet PNG to
-    ``<trainer.log_dir or default_root_dir>/samples/epoch=XXXX-step=XXXXXX/``.
+    ``<trainer.log_dir or default_root_dir>/samples/epoch=<4 digits>-step=<6 digits>/`` (e.g. ``epoch=0044-step=000400``).
 
     ``sample_videos`` gets a dict with ``"frames"`` (B, F, 3, H, W) in [-1, 1], ``"flow"``
     (B, F, 3, h, w), ``"caption"`` and ``"video_id"`` (lists of str) and returns generated

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from abc import ABC, abstractmethod
 from pathlib import Path
 
 import lightning as L
@@ -26,7 +27,7 @@ from s2dm_lightning.data.synthetic import generate_synthetic_dataset
 log = logging.getLogger(__name__)
 
 
-class VideoDataModule(L.LightningDataModule):
+class VideoDataModule(L.LightningDataModule, ABC):
     """Base: videos under ``root`` with captions and a train/val/test split; subclasses implement ``list_records``.
 
     Args:
@@ -86,9 +87,9 @@ class VideoDataModule(L.LightningDataModule):
 
     # -- to implement ------------------------------------------------------------------------------
 
+    @abstractmethod
     def list_records(self) -> list[VideoRecord]:
         """All videos of the dataset, every split."""
-        raise NotImplementedError(f"{type(self).__name__} must implement list_records()")
 
     def frame_crop(self) -> tuple[int, int, int, int] | None:
         """(top, bottom, left, right) box every frame is cut to before resizing and flow estimation; None = none."""
