@@ -50,6 +50,32 @@ def test_training_step_noise_and_timestep_sharing(mode):
         assert (nu[:, 1:] - nu[:, :1]).abs().amax() > 0.5, "independent mode must differ between frames"
 
 
+def test_v_prediction_trains_on_v_and_samples_with_it(monkeypatch):
+    from diffusers import DDPMScheduler
+
+    model = make_model(noise_scheduler=DDPMScheduler(prediction_type="v_prediction", clip_sample=True))
+    batch = fake_batch(num_videos=2, num_frames=3)
+    inputs = UNetInputs(model.unet)
+    captured = {}
+    real_mse = torch.nn.functional.mse_loss
+
+    def capture(prediction, target):
+        captured["target"] = target
+        return real_mse(prediction, target)
+
+    monkeypatch.setattr("s2dm_lightning.models.s2dm.F.mse_loss", capture)
+    model.training_step(batch, 0)
+    sample, t, _ = inputs.calls[0]
+    x0 = batch["frames"].flatten(0, 1)
+    nu = recovered_noise(model, sample[:, :3], t, x0)
+    a = model.noise_scheduler.alphas_cumprod[t].view(-1, 1, 1, 1)
+    torch.testing.assert_close(captured["target"], a.sqrt() * nu - (1 - a).sqrt() * x0, atol=1e-4, rtol=0)
+    videos = model.sample_videos(batch, torch.Generator().manual_seed(0))
+    assert videos.shape == batch["frames"].shape and torch.isfinite(videos).all()
+    with pytest.raises(ValueError, match="prediction_type"):
+        make_model(noise_scheduler=DDPMScheduler(prediction_type="velocity"))
+
+
 def test_frames_per_step_keeps_noise_shared_on_the_frames_kept():
     model = make_model(frames_per_step=2)
     batch = fake_batch(num_videos=2, num_frames=4)

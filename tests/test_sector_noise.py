@@ -5,6 +5,7 @@ import torch
 
 from s2dm_lightning.diffusion import (
     add_noise_to_videos,
+    diffusion_target,
     sample_condition_keep,
     sample_video_noise,
     sample_video_timesteps,
@@ -45,6 +46,21 @@ def test_add_noise_matches_diffusers_formula():
     ours = add_noise_to_videos(scheduler.alphas_cumprod, x0, nu, t)
     theirs = scheduler.add_noise(x0.flatten(0, 1), nu.flatten(0, 1), t.flatten()).view_as(x0)
     torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["epsilon", "sample", "v_prediction"])
+def test_diffusion_target_matches_diffusers(kind):
+    scheduler = default_noise_scheduler()
+    g = torch.Generator().manual_seed(1)
+    x0, nu = torch.randn(2, 3, 3, 4, 4, generator=g), torch.randn(2, 3, 3, 4, 4, generator=g)
+    t = sample_video_timesteps(2, 3, 1000, "shared", g)
+    ours = diffusion_target(scheduler.alphas_cumprod, kind, x0, nu, t)
+    flat = (x0.flatten(0, 1), nu.flatten(0, 1), t.flatten())
+    expected = {"epsilon": nu, "sample": x0,
+                "v_prediction": scheduler.get_velocity(*flat).view_as(x0)}[kind]
+    torch.testing.assert_close(ours, expected, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="'velocity'"):
+        diffusion_target(scheduler.alphas_cumprod, "velocity", x0, nu, t)
 
 
 @pytest.mark.parametrize("p", [0.0, 0.1, 0.35, 1.0])

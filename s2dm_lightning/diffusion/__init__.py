@@ -2,8 +2,10 @@
 
 from s2dm_lightning.diffusion.guidance import GuidanceSettings, combine_guidance, guidance_branches
 from s2dm_lightning.diffusion.sector_noise import (
+    PREDICTION_TYPES,
     NoiseSharing,
     add_noise_to_videos,
+    diffusion_target,
     sample_condition_keep,
     sample_video_noise,
     sample_video_timesteps,
@@ -14,7 +16,9 @@ __all__ = [
     "GuidanceSettings",
     "NoiseSharing",
     "add_noise_to_videos",
+    "PREDICTION_TYPES",
     "combine_guidance",
+    "diffusion_target",
     "guidance_branches",
     "sample_condition_keep",
     "sample_video_noise",

@@ -80,6 +80,34 @@ def add_noise_to_videos(
     return x_t.to(x0.dtype)
 
 
+PREDICTION_TYPES = ("epsilon", "sample", "v_prediction")
+
+
+def diffusion_target(
+    alphas_cumprod: torch.Tensor,
+    prediction_type: str,
+    x0: torch.Tensor,
+    noise: torch.Tensor,
+    timesteps: torch.Tensor,
+) -> torch.Tensor:
+    """What the network learns to predict from x_t, by diffusers' ``prediction_type``.
+
+    ``epsilon``: nu (paper Eq. 11); ``sample``: x_0; ``v_prediction``:
+    v = sqrt(alpha_hat_t) nu - sqrt(1 - alpha_hat_t) x_0 (Salimans & Ho 2022). x0 and noise
+    are (B, F, ...) or (N, ...) with ``timesteps`` of shape (B, F) / (B,) / (N,).
+    """
+    if prediction_type == "epsilon":
+        return noise
+    if prediction_type == "sample":
+        return x0
+    if prediction_type == "v_prediction":
+        alpha_hat = alphas_cumprod.to(device=x0.device, dtype=torch.float32)[timesteps]
+        alpha_hat = alpha_hat.reshape(*timesteps.shape, *([1] * (x0.dim() - timesteps.dim())))
+        v = alpha_hat.sqrt() * noise.float() - (1.0 - alpha_hat).sqrt() * x0.float()
+        return v.to(x0.dtype)
+    raise ValueError(f"unsupported noise_scheduler prediction_type {prediction_type!r}; choose one of {PREDICTION_TYPES}")
+
+
 def sample_condition_keep(
     num_videos: int, drop_probability: float, generator: torch.Generator | None = None, device=None
 ) -> torch.Tensor:

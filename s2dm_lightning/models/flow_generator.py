@@ -26,9 +26,11 @@ from diffusers import AutoencoderKL, DDIMScheduler, DDPMScheduler, UNet3DConditi
 from einops import rearrange, repeat
 
 from s2dm_lightning.diffusion import (
+    PREDICTION_TYPES,
     GuidanceSettings,
     add_noise_to_videos,
     combine_guidance,
+    diffusion_target,
     guidance_branches,
     sample_condition_keep,
     sample_video_noise,
@@ -163,8 +165,8 @@ class FlowGenerator(L.LightningModule):
         for name, p in (("text_dropout", text_dropout), ("reference_dropout", reference_dropout)):
             if not 0.0 <= p <= 1.0:
                 raise ValueError(f"model.{name} must be in [0, 1], got {p}")
-        if self.noise_scheduler.config.prediction_type not in ("epsilon", "sample", "v_prediction"):
-            raise ValueError(f"model.noise_scheduler prediction_type must be epsilon, sample or v_prediction, "
+        if self.noise_scheduler.config.prediction_type not in PREDICTION_TYPES:
+            raise ValueError(f"model.noise_scheduler prediction_type must be one of {PREDICTION_TYPES}, "
                              f"got {self.noise_scheduler.config.prediction_type!r}")
         if displacement_scale <= 0:
             raise ValueError(f"model.displacement_scale must be > 0, got {displacement_scale}")
@@ -265,15 +267,8 @@ class FlowGenerator(L.LightningModule):
 
     def training_target(self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """What the network predicts, by the scheduler's ``prediction_type``: eps, x_0 or v."""
-        kind = self.noise_scheduler.config.prediction_type
-        if kind == "epsilon":
-            return noise
-        if kind == "sample":
-            return x0
-        if kind == "v_prediction":
-            alpha_hat = self.noise_scheduler.alphas_cumprod.to(x0.device)[t].view(-1, 1, 1, 1, 1)
-            return alpha_hat.sqrt() * noise - (1 - alpha_hat).sqrt() * x0
-        raise ValueError(f"unsupported noise_scheduler prediction_type {kind!r}")
+        return diffusion_target(self.noise_scheduler.alphas_cumprod, self.noise_scheduler.config.prediction_type,
+                                x0, noise, t)
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         loss = self.diffusion_loss(batch, self.noise_generator)

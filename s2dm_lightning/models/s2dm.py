@@ -17,10 +17,12 @@ from diffusers import AutoencoderKL, DDIMScheduler, DDPMScheduler, UNet2DConditi
 from einops import rearrange, repeat
 
 from s2dm_lightning.diffusion import (
+    PREDICTION_TYPES,
     GuidanceSettings,
     NoiseSharing,
     add_noise_to_videos,
     combine_guidance,
+    diffusion_target,
     guidance_branches,
     sample_condition_keep,
     sample_video_noise,
@@ -61,6 +63,8 @@ class S2DM(L.LightningModule):
             ``CLIPTextEncoder`` of ``pretrained/text_encoder`` + ``pretrained/tokenizer``.
         noise_scheduler: the training noise schedule (DDPM); sampling uses DDIM built
             from its config. None = ``pretrained/scheduler``, else linear betas, 1000 steps.
+            Its ``prediction_type`` sets what eps_theta predicts: ``epsilon`` (the paper,
+            SD 1.5), ``v_prediction`` or ``sample`` (x_0).
         vae: optional frozen autoencoder: diffusion then runs on its latents. None =
             ``vae_path``, else ``pretrained/vae`` (pixel space without either).
         pretrained: a LOCAL diffusers Stable Diffusion folder (``unet/``, ``vae/``,
@@ -139,6 +143,9 @@ class S2DM(L.LightningModule):
         self.unet = unet
         self.text_encoder = text_encoder
         self.noise_scheduler = noise_scheduler or default_noise_scheduler(clip_sample=vae is None)
+        if self.noise_scheduler.config.prediction_type not in PREDICTION_TYPES:
+            raise ValueError(f"model.noise_scheduler prediction_type must be one of {PREDICTION_TYPES}, "
+                             f"got {self.noise_scheduler.config.prediction_type!r}")
         self.vae = vae
         if vae is not None:
             vae.requires_grad_(False).eval()
@@ -333,7 +340,10 @@ class S2DM(L.LightningModule):
         return torch.rand((b, f), generator=generator, device=self.device).argsort(dim=1)[:, :k]
 
     def diffusion_loss(self, batch: dict[str, Any], generator: torch.Generator, use_cache: bool = False) -> torch.Tensor:
-        """Eq. 11: || nu - eps_theta(x_t^i, t, y^i, c) ||^2 with nu, t shared by a video's frames."""
+        """Eq. 11: || nu - eps_theta(x_t^i, t, y^i, c) ||^2 with nu, t shared by a video's frames.
+
+        The target follows the noise scheduler's ``prediction_type``: nu (the paper), x_0 or v.
+        """
         self.flow_conditioner.check_flow(batch["flow"])
         order = self._frame_order(batch, generator)
         flow = batch["flow"] if order is None else _gather_frames(batch["flow"], order)
@@ -358,7 +368,9 @@ class S2DM(L.LightningModule):
             repeat(keep_text, "b -> (b f)", f=f),
             repeat(keep_flow, "b -> (b f)", f=f),
         )
-        return F.mse_loss(eps.float(), rearrange(nu, "b f c h w -> (b f) c h w").float())
+        target = diffusion_target(self.noise_scheduler.alphas_cumprod, self.noise_scheduler.config.prediction_type,
+                                  x0, nu, t)
+        return F.mse_loss(eps.float(), rearrange(target, "b f c h w -> (b f) c h w").float())
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         loss = self.diffusion_loss(batch, self.noise_generator, use_cache=True)
