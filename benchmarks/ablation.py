@@ -27,6 +27,7 @@ import shlex
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ from s2dm_lightning.evaluation.ablation import (
     NOISE_ROWS,
     evaluate_model,
     evaluate_real,
+    load_results,
     markdown_report,
     summarize_row,
 )
@@ -64,6 +66,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--feature_config", default="configs/synthetic_features.yaml")
     p.add_argument("--feature_max_steps", type=int, default=None, help="feature network steps (default: its config's)")
     p.add_argument("--batch_size", type=int, default=8, help="videos per sampling call")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="trainings of a seed run at once, each with cpu_count / jobs torch threads (small models "
+                        "use two 1-thread processes better than one 2-thread process)")
     p.add_argument("--smoke", action="store_true", help="tiny budgets and data: checks the pipeline, not a result")
     args = p.parse_args(argv)
     if args.smoke:
@@ -71,6 +76,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             setattr(args, key, value)
     if args.num_videos < 2:
         p.error("--num_videos must be >= 2")
+    if args.jobs < 1:
+        p.error("--jobs must be >= 1")
     return args
 
 
@@ -120,8 +127,11 @@ def run_config(base: dict, run_dir: Path, *, noise: str, fusion: str, seed: int,
     return cfg
 
 
-def train(name: str, cfg: dict) -> dict:
-    """Train one run through the CLI in a subprocess, or reuse it if it finished with the same config."""
+def train(name: str, cfg: dict, threads: int | None = None) -> dict:
+    """Train one run through the CLI in a subprocess, or reuse it if it finished with the same config.
+
+    ``threads``: torch threads of the subprocess (OMP_NUM_THREADS); None = inherit.
+    """
     run_dir = Path(cfg["trainer"]["default_root_dir"])
     run_dir.mkdir(parents=True, exist_ok=True)
     config_path, done_path = run_dir / "config.yaml", run_dir / "done.json"
@@ -136,8 +146,9 @@ def train(name: str, cfg: dict) -> dict:
     command = [sys.executable, "-m", "s2dm_lightning", "fit", "--config", str(config_path)]
     print(f"[{name}] training: {shlex.join(command)}", flush=True)
     start = time.perf_counter()
+    env = dict(os.environ, **({"OMP_NUM_THREADS": str(threads)} if threads else {}))
     with open(run_dir / "train.log", "w") as log:
-        result = subprocess.run(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+        result = subprocess.run(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env)
     seconds = time.perf_counter() - start
     if result.returncode != 0:
         tail = (run_dir / "train.log").read_text()[-3000:]
@@ -213,16 +224,32 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         sections["fusion"] = [(f, "shared", "shared", f, f"flow_fusion={f}" + (" (paper)" if f == "tokens" else ""))
                               for f in FUSION_MODES]
     for key, rows in sections.items():
-        results[key] = {"rows": [{"id": r[0], "label": r[4], "train_noise": r[1], "sample_noise": r[2],
+        results[key] = {"command": command.strip(), "seeds": args.seeds,
+                        "rows": [{"id": r[0], "label": r[4], "train_noise": r[1], "sample_noise": r[2],
                                   "fusion": r[3], "per_seed": {}} for r in rows]}
+    previous = load_results(output_dir / "results.json") if (output_dir / "results.json").is_file() else None
+    for key in ("noise", "fusion"):  # a table this command does not make is kept from an earlier command
+        if previous and key not in sections and previous.get(key):
+            results[key] = previous[key]
+            results["runs"].update(previous.get("runs", {}))
     for seed in args.seeds:
+        planned: dict[str, dict] = {}
+        for rows in sections.values():
+            for _, train_noise, _, fusion, _ in rows:
+                name = f"{train_noise}-{fusion}-seed{seed}-steps{max_steps}"
+                planned[name] = run_config(base, output_dir / "runs" / name, noise=train_noise, fusion=fusion,
+                                           seed=seed, max_steps=max_steps, data_root=data_root, smoke=args.smoke)
+        if args.jobs > 1:  # train this seed's runs side by side; the rows below then reuse them
+            threads = max(1, (os.cpu_count() or 1) // args.jobs)
+            with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+                futures = [pool.submit(train, name, cfg, threads) for name, cfg in planned.items()]
+                for future in futures:
+                    future.result()  # re-raises a failed training
         for key, rows in sections.items():
             for row, (_, train_noise, sample_noise, fusion, _label) in zip(results[key]["rows"], rows, strict=True):
                 name = f"{train_noise}-{fusion}-seed{seed}-steps{max_steps}"
                 run_dir = output_dir / "runs" / name
-                cfg = run_config(base, run_dir, noise=train_noise, fusion=fusion, seed=seed, max_steps=max_steps,
-                                 data_root=data_root, smoke=args.smoke)
-                run = train(name, cfg)
+                run = train(name, planned[name])
                 results["runs"][name] = run
                 model, datamodule = load_trained(run, run_dir / "config.yaml")
                 if "real" not in results[key]:

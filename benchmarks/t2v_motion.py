@@ -26,50 +26,10 @@ import torch
 
 from s2dm_lightning.data import SyntheticDataModule
 from s2dm_lightning.data.synthetic import COLORS, MOTIONS, SHAPES, caption_for
-from s2dm_lightning.flow_format import grid_to_displacement
+from s2dm_lightning.evaluation.motion import direction_score as score
+from s2dm_lightning.evaluation.motion import flow_direction, video_direction
 from s2dm_lightning.pipelines import TwoStageTextToVideo
 from s2dm_lightning.pipelines.sample_command import write_outputs
-
-DIRECTIONS = {motion: torch.tensor(vector) for motion, vector in MOTIONS.items()}
-
-
-def caption_direction(caption: str) -> str:
-    return next(m for m in MOTIONS if caption.endswith(m))
-
-
-def flow_direction(flows: torch.Tensor) -> torch.Tensor:
-    """(B, F, 3, h, w) -> (B, 2) motion vectors in grid units (x right, y down)."""
-    disp = grid_to_displacement(flows.float())[:, -4:, :2]
-    weight = disp.norm(dim=2, keepdim=True)
-    return -(disp * weight).sum((1, 3, 4)) / weight.sum((1, 3, 4)).clamp_min(1e-8)
-
-
-def video_direction(frames: torch.Tensor, threshold: float = 0.9) -> torch.Tensor:
-    """(B, F, 3, H, W) in [-1, 1] -> (B, 2) centroid motion of saturated pixels, in pixels (NaN: none found)."""
-    saturation = frames.amax(2) - frames.amin(2)  # in [0, 2]; muted backgrounds stay below about 0.5
-    mask = (saturation > threshold).float()
-    h, w = frames.shape[-2:]
-    ys, xs = torch.meshgrid(torch.arange(h).float(), torch.arange(w).float(), indexing="ij")
-
-    def centroid(m: torch.Tensor) -> torch.Tensor:
-        total = m.sum((1, 2, 3))
-        return torch.stack([(m * xs).sum((1, 2, 3)), (m * ys).sum((1, 2, 3))], 1) / total[:, None]
-
-    return centroid(mask[:, -4:]) - centroid(mask[:, :4])
-
-
-def score(vectors: torch.Tensor, captions: list[str]) -> dict[str, float]:
-    """Accuracy of the 4-way direction, mean cosine with the caption's direction, mean vector length."""
-    names = list(DIRECTIONS)
-    basis = torch.stack([DIRECTIONS[n] for n in names])
-    valid = torch.isfinite(vectors).all(1) & (vectors.norm(dim=1) > 1e-6)
-    truth = torch.tensor([names.index(caption_direction(c)) for c in captions])
-    predicted = (vectors.nan_to_num(0) @ basis.T).argmax(1)
-    cosine = torch.nn.functional.cosine_similarity(vectors.nan_to_num(0), basis[truth], dim=1)
-    return {"n": len(captions), "accuracy": float(((predicted == truth) & valid).float().mean()),
-            "mean_cosine": float(cosine[valid].mean()) if valid.any() else float("nan"),
-            "mean_length": float(vectors[valid].norm(dim=1).mean()) if valid.any() else float("nan"),
-            "undetermined": int((~valid).sum())}
 
 
 def main() -> None:

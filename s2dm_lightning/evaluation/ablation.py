@@ -180,7 +180,10 @@ def markdown_report(results: dict[str, Any] | None) -> str:
     titles = {"noise": "Shared noise (paper Table 2)", "fusion": "Flow fusion modes (shared noise)"}
     for key, title in titles.items():
         if results.get(key):
-            out += ["", f"## {title}", "", markdown_table(results[key])]
+            out += ["", f"## {title}", ""]
+            if results[key].get("command"):  # tables may come from different commands into one output_dir
+                out += [f"Command: `{results[key]['command']}`; seeds {results[key].get('seeds')}.", ""]
+            out += [markdown_table(results[key])]
     return "\n".join(out) + "\n"
 
 

@@ -44,6 +44,7 @@ from s2dm_lightning.flow_format import (
     identity_grid,
     warp,
 )
+from s2dm_lightning.models.optim import adamw_with_warmup
 from s2dm_lightning.models.text_encoder import CachedTextEncoder
 
 
@@ -282,11 +283,8 @@ class FlowGenerator(L.LightningModule):
         return loss
 
     def configure_optimizers(self) -> dict[str, Any]:
-        params = [p for p in self.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(params, lr=self.hparams.learning_rate, weight_decay=self.hparams.weight_decay)
-        warmup = max(1, self.hparams.warmup_steps)
-        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup))
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+        return adamw_with_warmup(self.parameters(), self.hparams.learning_rate, self.hparams.weight_decay,
+                                 self.hparams.warmup_steps)
 
     # --------------------------------------------------------------- sampling
     def make_denoiser(self, reference_frames: torch.Tensor, captions: list[str]):

@@ -31,6 +31,7 @@ from s2dm_lightning.diffusion import (
 )
 from s2dm_lightning.flow_format import FLOW_CHANNELS
 from s2dm_lightning.models.flow_conditioning import FlowConditioner, FlowFusion
+from s2dm_lightning.models.optim import adamw_with_warmup
 from s2dm_lightning.models.pretrained import resolve_components
 from s2dm_lightning.models.text_encoder import CachedTextEncoder
 
@@ -384,11 +385,8 @@ class S2DM(L.LightningModule):
         return loss
 
     def configure_optimizers(self) -> dict[str, Any]:
-        params = [p for p in self.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(params, lr=self.hparams.learning_rate, weight_decay=self.hparams.weight_decay)
-        warmup = max(1, self.hparams.warmup_steps)
-        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup))
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+        return adamw_with_warmup(self.parameters(), self.hparams.learning_rate, self.hparams.weight_decay,
+                                 self.hparams.warmup_steps)
 
     # --------------------------------------------------------------- sampling
     def make_denoiser(self, captions: list[str], flow: torch.Tensor):

@@ -69,6 +69,9 @@ def test_summaries_and_tables():
     assert "SMOKE" in report and "| row I | 1.5 ± 0.71 |" in report and "real test clips" in report
     assert "No ablation results" in markdown_report(None)
     assert per_seed_markdown(fake_results(), "noise").count("\n") == 2 + 6 - 1
+    merged = fake_results()
+    merged["noise"]["command"], merged["noise"]["seeds"] = "python benchmarks/ablation.py --mode noise", [0, 1]
+    assert "Command: `python benchmarks/ablation.py --mode noise`; seeds [0, 1]." in markdown_report(merged)
 
 
 def run_notebook_cells(path: Path, parameters: dict) -> dict:

@@ -1,0 +1,91 @@
+"""Does the generated motion follow the condition? Simple, weight-free measures for the synthetic data.
+
+The synthetic videos hold one saturated shape over a muted background, so the shape is found as
+the pixels whose channel range (max - min of RGB) is large. A video's motion is the track of the
+centroid of those pixels; a flow sequence's motion is its magnitude-weighted mean displacement.
+Both are compared with the caption's direction (left/right/up/down) and, for videos generated
+from real flows, with the real video's track.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from s2dm_lightning.data.synthetic import MOTIONS
+from s2dm_lightning.flow_format import grid_to_displacement
+
+DIRECTIONS = {motion: torch.tensor(vector) for motion, vector in MOTIONS.items()}
+SATURATION_THRESHOLD = 0.9  # channel range in [-1, 1] units; muted backgrounds stay below about 0.5
+
+
+def caption_direction(caption: str) -> str:
+    """The motion phrase a synthetic caption ends with, e.g. "moves to the left"."""
+    for motion in MOTIONS:
+        if caption.endswith(motion):
+            return motion
+    raise ValueError(f"caption {caption!r} ends with none of the synthetic motions {tuple(MOTIONS)}")
+
+
+def shape_centroids(frames: torch.Tensor, threshold: float = SATURATION_THRESHOLD) -> torch.Tensor:
+    """(B, F, 3, H, W) in [-1, 1] -> (B, F, 2) centroid (x, y) in pixels of the saturated pixels.
+
+    NaN where a frame has no saturated pixel.
+    """
+    saturation = frames.amax(2) - frames.amin(2)
+    mask = (saturation > threshold).float()
+    h, w = frames.shape[-2:]
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=mask.dtype), torch.arange(w, dtype=mask.dtype), indexing="ij")
+    total = mask.sum((2, 3))
+    centroid = torch.stack([(mask * xs).sum((2, 3)), (mask * ys).sum((2, 3))], dim=-1) / total[..., None]
+    return torch.where(total[..., None] > 0, centroid, torch.full_like(centroid, float("nan")))
+
+
+def video_direction(frames: torch.Tensor, threshold: float = SATURATION_THRESHOLD) -> torch.Tensor:
+    """(B, F, 3, H, W) -> (B, 2): the shape's centroid in the last 4 frames minus that in the first 4."""
+    centroids = shape_centroids(frames, threshold)
+    return centroids[:, -4:].mean(1) - centroids[:, :4].mean(1)
+
+
+def flow_direction(flows: torch.Tensor) -> torch.Tensor:
+    """(B, F, 3, h, w) flow conditions -> (B, 2) motion in grid units (x right, y down), last 4 frames.
+
+    The grid says where a pixel comes FROM, so a shape moving right has a negative displacement.
+    """
+    disp = grid_to_displacement(flows.float())[:, -4:, :2]
+    weight = disp.norm(dim=2, keepdim=True)
+    return -(disp * weight).sum((1, 3, 4)) / weight.sum((1, 3, 4)).clamp_min(1e-8)
+
+
+def direction_score(vectors: torch.Tensor, captions: list[str]) -> dict[str, float]:
+    """Accuracy of the 4-way direction, mean cosine with the caption's direction, mean vector length."""
+    names = list(DIRECTIONS)
+    basis = torch.stack([DIRECTIONS[n] for n in names])
+    valid = torch.isfinite(vectors).all(1) & (vectors.norm(dim=1) > 1e-6)
+    truth = torch.tensor([names.index(caption_direction(c)) for c in captions])
+    vectors = vectors.nan_to_num(0)
+    predicted = (vectors @ basis.T).argmax(1)
+    cosine = torch.nn.functional.cosine_similarity(vectors, basis[truth], dim=1)
+    return {"n": len(captions), "accuracy": float(((predicted == truth) & valid).float().mean()),
+            "mean_cosine": float(cosine[valid].mean()) if valid.any() else float("nan"),
+            "mean_length": float(vectors[valid].norm(dim=1).mean()) if valid.any() else float("nan"),
+            "undetermined": int((~valid).sum())}
+
+
+def track_errors(generated: torch.Tensor, real: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-video mean distance (px) of the generated shape's centroid from the real one, frames 2..F.
+
+    Returns (error, static_error): ``static_error`` is the same for a shape that stays where it is
+    in the real frame 1, the score of a model that ignores the flow. NaN frames count as missing.
+    """
+    gen, ref = shape_centroids(generated)[:, 1:], shape_centroids(real)
+    start = ref[:, :1].expand_as(ref[:, 1:])
+    ref = ref[:, 1:]
+    return (gen - ref).norm(dim=-1).nanmean(1), (start - ref).norm(dim=-1).nanmean(1)
+
+
+def background_change(generated: torch.Tensor, real: torch.Tensor, tolerance: float = 1e-3) -> torch.Tensor:
+    """(B,) mean |frame_i - frame_1| of the generated video where the REAL video never changes."""
+    static = (real - real[:, :1]).abs().amax(dim=(1, 2)) < tolerance  # (B, H, W)
+    change = (generated[:, 1:] - generated[:, :1]).abs().mean(2)  # (B, F-1, H, W)
+    mask = static[:, None].expand_as(change).float()
+    return (change * mask).sum((1, 2, 3)) / mask.sum((1, 2, 3)).clamp_min(1)

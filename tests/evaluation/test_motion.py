@@ -1,0 +1,75 @@
+"""Weight-free motion measures of the synthetic data, on videos whose answers are known by construction."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from s2dm_lightning.data.synthetic import render_video
+from s2dm_lightning.evaluation.motion import (
+    background_change,
+    caption_direction,
+    direction_score,
+    flow_direction,
+    shape_centroids,
+    track_errors,
+    video_direction,
+)
+from s2dm_lightning.flow_format import identity_grid
+
+
+def moving_square(dx: int, dy: int, frames: int = 6, size: int = 16) -> torch.Tensor:
+    """(1, F, 3, H, W): a 2 x 2 red square starting with its top-left at (6, 6), moving (dx, dy) a frame."""
+    video = torch.full((1, frames, 3, size, size), -0.6)
+    for i in range(frames):
+        x, y = 6 + dx * i, 6 + dy * i
+        video[0, i, :, y : y + 2, x : x + 2] = torch.tensor([1.0, -1.0, -1.0]).view(3, 1, 1)
+    return video
+
+
+def test_centroids_follow_a_known_square():
+    video = moving_square(1, 0)
+    expected = torch.tensor([[6.5 + i, 6.5] for i in range(6)])
+    torch.testing.assert_close(shape_centroids(video)[0], expected)
+    torch.testing.assert_close(video_direction(video)[0], torch.tensor([2.0, 0.0]))
+    assert shape_centroids(torch.zeros(1, 2, 3, 4, 4)).isnan().all(), "no shape: NaN, not a made-up position"
+
+
+def test_track_errors_against_the_real_video_and_a_static_shape():
+    real = moving_square(1, 0)
+    error, static = track_errors(real, real)
+    assert error.item() == 0
+    assert static.item() == pytest.approx(sum(range(1, 6)) / 5)  # frames 2..6 are 1..5 px from the start
+    error, _ = track_errors(moving_square(0, 1), real)  # moves down instead of right
+    assert error.item() == pytest.approx(sum(math.sqrt(2) * i for i in range(1, 6)) / 5)
+
+
+def test_direction_score_on_rendered_synthetic_videos():
+    captions, videos = [], []
+    for motion in ("moves to the left", "moves to the right", "moves up", "moves down"):
+        frames = render_video("blue", "circle", motion, 8, 32, np.random.default_rng(0))
+        videos.append(torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 127.5 - 1)
+        captions.append(f"a blue circle {motion}")
+    score = direction_score(video_direction(torch.stack(videos)), captions)
+    assert score["accuracy"] == 1.0 and score["mean_cosine"] > 0.99
+    reversed_score = direction_score(-video_direction(torch.stack(videos)), captions)
+    assert reversed_score["accuracy"] == 0.0
+    with pytest.raises(ValueError, match="jumps"):
+        caption_direction("a blue circle jumps")
+
+
+def test_flow_direction_of_a_uniform_shift():
+    grid = identity_grid(8, 8)  # (2, h, w) in [-1, 1]
+    shifted = grid.clone()
+    shifted[0] -= 2 / 7  # every pixel comes from one pixel to its left: content moves right
+    condition = torch.cat([shifted, torch.ones(1, 8, 8)]).expand(1, 5, 3, 8, 8)
+    torch.testing.assert_close(flow_direction(condition)[0], torch.tensor([2 / 7, 0.0]))
+
+
+def test_background_change_is_zero_for_a_constant_background_and_sees_drift():
+    real = moving_square(1, 0)
+    assert background_change(real, real).item() == 0
+    drifting = real.clone()
+    drifting[:, 1:] += 0.1
+    assert background_change(drifting, real).item() == pytest.approx(0.1, abs=1e-5)
