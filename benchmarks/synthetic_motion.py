@@ -20,9 +20,10 @@ from pathlib import Path
 
 import torch
 
-from s2dm_lightning.cli import S2DMCLI
 from s2dm_lightning.evaluation.io import atomic_write_text
 from s2dm_lightning.evaluation.motion import background_change, direction_score, track_errors, video_direction
+from s2dm_lightning.models import S2DM
+from s2dm_lightning.pipelines import load_datamodule, load_module
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -33,12 +34,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--output", default="outputs/synthetic_motion.json")
     args = parser.parse_args(argv)
     start = time.time()
-    cli = S2DMCLI(args=["--config", args.config, "--trainer.logger=false",
-                        f"--data.init_args.batch_size={args.batch_size}"], run=False)
-    model, data = cli.model, cli.datamodule
-    state = torch.load(args.ckpt, map_location="cpu", weights_only=False)
-    model.load_state_dict(state["state_dict"])
-    model.eval()
+    model = load_module(args.config, args.ckpt, S2DM)  # also reads the config.yaml saved beside a run's logs
+    data = load_datamodule(args.config, batch_size=args.batch_size)
     data.prepare_data()
     data.setup("test")
     generated, real, captions = [], [], []

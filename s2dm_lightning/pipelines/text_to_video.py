@@ -53,6 +53,33 @@ class TextToVideoOutput:
     seeds: list[int]
 
 
+def _config_section(config_path: str | Path, section: str) -> dict:
+    config_path = Path(config_path)
+    if not config_path.is_file():
+        raise FileNotFoundError(f"{section} config {config_path} does not exist")
+    config = yaml.safe_load(config_path.read_text()) or {}
+    if section not in config:
+        raise ValueError(f"{config_path} has no '{section}' section")
+    return config[section]
+
+
+def load_datamodule(config_path: str | Path, **overrides: Any) -> L.LightningDataModule:
+    """Build the ``data`` section of an experiment YAML (a ``fit`` config or a run's saved ``config.yaml``).
+
+    ``overrides`` replace init arguments, e.g. ``batch_size=4``.
+    """
+    from jsonargparse import ArgumentParser
+
+    data = dict(_config_section(config_path, "data"))
+    data["init_args"] = {**data.get("init_args", {}), **overrides}
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_subclass_arguments(L.LightningDataModule, "data", required=True)
+    try:
+        return parser.instantiate(parser.parse_object({"data": data})).data
+    except Exception as error:
+        raise ValueError(f"could not build the data module of {config_path}: {error}") from error
+
+
 def load_module(config_path: str | Path, checkpoint_path: str | Path | None, expected: type[L.LightningModule]):
     """Build the ``model`` section of an experiment YAML and load a Lightning checkpoint into it.
 
@@ -62,16 +89,11 @@ def load_module(config_path: str | Path, checkpoint_path: str | Path | None, exp
     """
     from jsonargparse import ArgumentParser
 
-    config_path = Path(config_path)
-    if not config_path.is_file():
-        raise FileNotFoundError(f"model config {config_path} does not exist")
-    config = yaml.safe_load(config_path.read_text()) or {}
-    if "model" not in config:
-        raise ValueError(f"{config_path} has no 'model' section")
+    model = _config_section(config_path, "model")
     parser = ArgumentParser(exit_on_error=False)
     parser.add_subclass_arguments(L.LightningModule, "model", required=True)
     try:
-        module = parser.instantiate(parser.parse_object({"model": config["model"]})).model
+        module = parser.instantiate(parser.parse_object({"model": model})).model
     except Exception as error:
         raise ValueError(f"could not build the model of {config_path}: {error}") from error
     if not isinstance(module, expected):
