@@ -36,13 +36,12 @@ from tqdm.auto import tqdm
 
 from s2dm_lightning import __version__
 from s2dm_lightning.data.datasets import VideoRecord, frames_to_tensor
-from s2dm_lightning.data.flow_cache import _atomic_write_bytes, safe_file_stem
+from s2dm_lightning.data.file_cache import PerVideoFileCache, atomic_write_bytes
 from s2dm_lightning.data.video_io import read_video
 
 log = logging.getLogger(__name__)
 
 LATENT_CACHE_FORMAT = 1
-META_FILE = "meta.json"
 
 
 def vae_fingerprint(vae: torch.nn.Module) -> str:
@@ -56,7 +55,7 @@ def vae_fingerprint(vae: torch.nn.Module) -> str:
     return digest.hexdigest()
 
 
-class LatentCache:
+class LatentCache(PerVideoFileCache):
     """One ``.pt`` file of per-frame VAE posterior statistics per video, valid for one VAE.
 
     Args:
@@ -66,15 +65,15 @@ class LatentCache:
         source: what else the frames depend on (e.g. the datamodule's crop); part of the identity.
     """
 
+    KIND = "latent"
+    IDENTITY_KEYS = ("format", "vae", "resolution", "source")
+
     def __init__(
         self, cache_dir: str | Path, vae_id: str, resolution: int, source: dict[str, Any] | None = None
     ) -> None:
-        self.cache_dir = Path(cache_dir)
         self.vae_id = vae_id
         self.resolution = resolution
-        self.source = json.loads(json.dumps(source)) if source else None
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
-        self._open()
+        super().__init__(cache_dir, source)
 
     def expected_meta(self) -> dict[str, Any]:
         meta = {"format": LATENT_CACHE_FORMAT, "vae": self.vae_id, "resolution": self.resolution,
@@ -83,37 +82,6 @@ class LatentCache:
             meta["source"] = self.source
         return meta
 
-    @property
-    def meta_path(self) -> Path:
-        return self.cache_dir / META_FILE
-
-    def _open(self) -> None:
-        identity = ("format", "vae", "resolution", "source")
-        expected = self.expected_meta()
-        try:
-            stored = json.loads(self.meta_path.read_text()) if self.meta_path.exists() else None
-        except (OSError, json.JSONDecodeError):
-            stored = None
-        if isinstance(stored, dict) and {k: stored.get(k) for k in identity} == {k: expected.get(k) for k in identity}:
-            return
-        if stored is not None or any(self.cache_dir.glob("*.pt")):
-            log.warning("latent cache '%s' was made with another VAE or frame settings; recomputing it", self.cache_dir)
-            self.clear()
-        payload = (json.dumps(expected, indent=2, sort_keys=True) + "\n").encode()
-        _atomic_write_bytes(self.meta_path, lambda handle: handle.write(payload))
-
-    def clear(self) -> None:
-        """Delete the cached latents and meta.json (only files this class writes)."""
-        for path in self.cache_dir.glob("*.pt"):
-            path.unlink(missing_ok=True)
-        self.meta_path.unlink(missing_ok=True)
-
-    def path_for(self, video_id: str) -> Path:
-        return self.cache_dir / f"{safe_file_stem(video_id)}.pt"
-
-    def has(self, video_id: str) -> bool:
-        return self.path_for(video_id).exists()
-
     def save(self, video_id: str, mean: torch.Tensor, std: torch.Tensor) -> Path:
         """Store the posterior mean and std (L, C, h, w) of every frame of ``video_id``."""
         if mean.shape != std.shape or mean.ndim != 4:
@@ -121,7 +89,7 @@ class LatentCache:
         payload = {"mean": mean.detach().cpu().half(), "std": std.detach().cpu().half(),
                    "num_frames": int(mean.shape[0]), "video_id": video_id}
         path = self.path_for(video_id)
-        _atomic_write_bytes(path, lambda handle: torch.save(payload, handle))
+        atomic_write_bytes(path, lambda handle: torch.save(payload, handle))
         return path
 
     def load(self, video_id: str) -> tuple[torch.Tensor, torch.Tensor]:
