@@ -173,6 +173,27 @@ def load_trained(run: dict, cfg_path: Path):
     return cli.model.eval(), cli.datamodule
 
 
+def evaluate_once(run: dict, run_dir: Path, model, datamodule, extractor, feature_meta: dict, sample_noise: str,
+                  args: argparse.Namespace, seed: int) -> dict:
+    """Score a trained run, or reuse its scores when the same checkpoint was scored the same way before.
+
+    (The noise table's row I and the fusion table's ``both`` row are the same run and sampling.)
+    """
+    key = {"checkpoint": run["checkpoint"], "finished_at": run.get("finished_at"), "sample_noise": sample_noise,
+           "num_videos": args.num_videos, "seed": seed, "features": feature_meta.get("sha256")}
+    cache = run_dir / f"eval-{sample_noise}-{args.num_videos}videos-seed{seed}.json"
+    if cache.is_file():
+        stored = json.loads(cache.read_text())
+        if stored.get("key") == key:
+            print(f"[{run['name']}] reusing the scores in {cache}", flush=True)
+            return stored["values"]
+    t0 = time.perf_counter()
+    values = evaluate_model(model, datamodule, extractor, sample_noise, args.num_videos, seed, args.batch_size)
+    values["eval_seconds"] = time.perf_counter() - t0
+    atomic_write_text(cache, json.dumps(to_jsonable({"key": key, "values": values}), indent=2) + "\n")
+    return values
+
+
 def feature_network(args: argparse.Namespace, output_dir: Path) -> tuple[Path, dict]:
     """The TorchScript feature network; trained (in a subprocess) when its file is missing."""
     path = Path(args.feature_network or output_dir / "synthetic_features.pt")
@@ -254,10 +275,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 model, datamodule = load_trained(run, run_dir / "config.yaml")
                 if "real" not in results[key]:
                     results[key]["real"] = evaluate_real(datamodule)
-                t0 = time.perf_counter()
-                values = evaluate_model(model, datamodule, extractor, sample_noise, args.num_videos, seed,
-                                        args.batch_size)
-                values["eval_seconds"] = time.perf_counter() - t0
+                values = evaluate_once(run, run_dir, model, datamodule, extractor, feature_meta, sample_noise,
+                                       args, seed)
                 row["per_seed"][str(seed)] = values
                 row["summary"] = summarize_row(row["per_seed"])
                 print(f"[{key} {row['id']} seed {seed}] " + ", ".join(
