@@ -112,9 +112,12 @@ def bare_run(model, loader: DataLoader, steps: int, warmup: int) -> float:
                 x_t = torch.cat([x_t, channels], 1)
             eps = unet(x_t, t.flatten(), encoder_hidden_states=hidden,
                        encoder_attention_mask=mask if encoder.use_attention_mask else None).sample
-            # the target of the config's prediction_type, as diffusers' training examples compute it
-            target = scheduler.get_velocity(x0, noise, t.flatten()) if scheduler.config.prediction_type == \
-                "v_prediction" else (x0 if scheduler.config.prediction_type == "sample" else noise)
+            # the config's prediction_type, computed as diffusers' training examples do
+            kind = scheduler.config.prediction_type
+            if kind == "v_prediction":
+                target = scheduler.get_velocity(x0, noise, t.flatten())
+            else:
+                target = x0 if kind == "sample" else noise
             loss = F.mse_loss(eps, target)
             optimizer.zero_grad()
             loss.backward()

@@ -72,3 +72,14 @@ def fake_batch(num_videos: int = 2, num_frames: int = 4, size: int = 8, flow_siz
 @pytest.fixture
 def text_encoder():
     return HashTextEncoder()
+
+
+class UNetInputs:
+    """Captures (sample, timestep, encoder_hidden_states) of every UNet call."""
+
+    def __init__(self, unet):
+        self.calls = []
+        unet.register_forward_pre_hook(self._hook, with_kwargs=True)
+
+    def _hook(self, module, args, kwargs):
+        self.calls.append((args[0].detach().clone(), args[1].detach().clone(), kwargs["encoder_hidden_states"].detach()))

@@ -5,23 +5,12 @@ import torch
 
 from s2dm_lightning.flow_format import identity_condition
 from s2dm_lightning.models import S2DM
-from tests.conftest import HashTextEncoder, fake_batch, tiny_unet
+from tests.conftest import HashTextEncoder, UNetInputs, fake_batch, tiny_unet
 
 
 def make_model(fusion="both", **kwargs):
     in_channels = 6 if fusion in ("concat", "both") else 3
     return S2DM(tiny_unet(in_channels=in_channels), HashTextEncoder(), flow_fusion=fusion, flow_size=8, **kwargs)
-
-
-class UNetInputs:
-    """Captures (sample, timestep, encoder_hidden_states) of every UNet call."""
-
-    def __init__(self, unet):
-        self.calls = []
-        unet.register_forward_pre_hook(self._hook, with_kwargs=True)
-
-    def _hook(self, module, args, kwargs):
-        self.calls.append((args[0].detach().clone(), args[1].detach().clone(), kwargs["encoder_hidden_states"].detach()))
 
 
 def recovered_noise(model, x_t, t, x0):

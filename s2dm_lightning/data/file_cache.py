@@ -1,6 +1,7 @@
 """What the flow and latent caches share: one file per video in a folder, valid for one meta.json.
 
-A cache's identity (the keys in ``IDENTITY_KEYS`` of ``expected_meta()``) is written to
+A cache's identity (the keys in ``IDENTITY_KEYS`` of ``expected_meta()``: what ``made_with()``
+returns plus the optional ``source``) is written to
 meta.json; opened with another identity, the cache deletes its files and starts again. Every
 write goes to a temporary file beside the target followed by ``os.replace``, so a file is either
 complete or absent and an interrupted run resumes where it stopped.
@@ -17,6 +18,8 @@ import tempfile
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
+
+from s2dm_lightning import __version__
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +63,19 @@ class PerVideoFileCache(ABC):
         self._open()
 
     @abstractmethod
+    def made_with(self) -> dict[str, Any]:
+        """What this kind of cache depends on (format version, settings, ...), written to meta.json."""
+
     def expected_meta(self) -> dict[str, Any]:
-        """meta.json of a cache made now; ``IDENTITY_KEYS`` of it decide whether old files are valid."""
+        """meta.json of a cache made now; ``IDENTITY_KEYS`` of it decide whether old files are valid.
+
+        The package version is recorded for the record only; ``source`` only when given, so older
+        caches stay valid.
+        """
+        meta = {**self.made_with(), "package_version": __version__}
+        if self.source is not None:
+            meta["source"] = self.source
+        return meta
 
     @property
     def meta_path(self) -> Path:

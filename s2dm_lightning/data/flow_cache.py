@@ -28,7 +28,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from s2dm_lightning import __version__
 from s2dm_lightning.data.file_cache import PerVideoFileCache, atomic_write_bytes
 from s2dm_lightning.data.flow import FlowSettings
 from s2dm_lightning.flow_format import FLOW_CHANNELS, identity_grid
@@ -45,19 +44,15 @@ class FlowCache(PerVideoFileCache):
     """
 
     KIND = "flow"
-    # The package version is recorded for the record only; settings (with their algorithm
-    # version) and the file format decide whether the files are valid.
+    # settings (with their algorithm version) and the file format decide whether the files are valid
     IDENTITY_KEYS = ("format", "settings", "source")
 
     def __init__(self, cache_dir: str | Path, settings: FlowSettings, source: dict[str, Any] | None = None) -> None:
         self.settings = settings
         super().__init__(cache_dir, source)
 
-    def expected_meta(self) -> dict[str, Any]:
-        meta = {"format": CACHE_FORMAT, "settings": self.settings.to_dict(), "package_version": __version__}
-        if self.source is not None:
-            meta["source"] = self.source
-        return meta
+    def made_with(self) -> dict[str, Any]:
+        return {"format": CACHE_FORMAT, "settings": self.settings.to_dict()}
 
     def save(self, video_id: str, condition: torch.Tensor) -> Path:
         """Store conditions (L, 3, h, w) in grid form (frame 0 = identity) for ``video_id``."""

@@ -34,7 +34,6 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from s2dm_lightning import __version__
 from s2dm_lightning.data.datasets import VideoRecord, frames_to_tensor
 from s2dm_lightning.data.file_cache import PerVideoFileCache, atomic_write_bytes
 from s2dm_lightning.data.video_io import read_video
@@ -75,12 +74,8 @@ class LatentCache(PerVideoFileCache):
         self.resolution = resolution
         super().__init__(cache_dir, source)
 
-    def expected_meta(self) -> dict[str, Any]:
-        meta = {"format": LATENT_CACHE_FORMAT, "vae": self.vae_id, "resolution": self.resolution,
-                "package_version": __version__}
-        if self.source is not None:
-            meta["source"] = self.source
-        return meta
+    def made_with(self) -> dict[str, Any]:
+        return {"format": LATENT_CACHE_FORMAT, "vae": self.vae_id, "resolution": self.resolution}
 
     def save(self, video_id: str, mean: torch.Tensor, std: torch.Tensor) -> Path:
         """Store the posterior mean and std (L, C, h, w) of every frame of ``video_id``."""

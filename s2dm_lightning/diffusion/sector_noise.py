@@ -96,16 +96,21 @@ def diffusion_target(
     v = sqrt(alpha_hat_t) nu - sqrt(1 - alpha_hat_t) x_0 (Salimans & Ho 2022). x0 and noise
     are (B, F, ...) or (N, ...) with ``timesteps`` of shape (B, F) / (B,) / (N,).
     """
+    check_prediction_type(prediction_type)
     if prediction_type == "epsilon":
         return noise
     if prediction_type == "sample":
         return x0
-    if prediction_type == "v_prediction":
-        alpha_hat = alphas_cumprod.to(device=x0.device, dtype=torch.float32)[timesteps]
-        alpha_hat = alpha_hat.reshape(*timesteps.shape, *([1] * (x0.dim() - timesteps.dim())))
-        v = alpha_hat.sqrt() * noise.float() - (1.0 - alpha_hat).sqrt() * x0.float()
-        return v.to(x0.dtype)
-    raise ValueError(f"unsupported noise_scheduler prediction_type {prediction_type!r}; choose one of {PREDICTION_TYPES}")
+    alpha_hat = alphas_cumprod.to(device=x0.device, dtype=torch.float32)[timesteps]
+    alpha_hat = alpha_hat.reshape(*timesteps.shape, *([1] * (x0.dim() - timesteps.dim())))
+    v = alpha_hat.sqrt() * noise.float() - (1.0 - alpha_hat).sqrt() * x0.float()
+    return v.to(x0.dtype)
+
+
+def check_prediction_type(prediction_type: str, key: str = "noise_scheduler prediction_type") -> None:
+    """Raise a ValueError naming ``key`` unless ``prediction_type`` is one :func:`diffusion_target` knows."""
+    if prediction_type not in PREDICTION_TYPES:
+        raise ValueError(f"{key} must be one of {PREDICTION_TYPES}, got {prediction_type!r}")
 
 
 def sample_condition_keep(

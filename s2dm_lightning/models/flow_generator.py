@@ -26,9 +26,9 @@ from diffusers import AutoencoderKL, DDIMScheduler, DDPMScheduler, UNet3DConditi
 from einops import rearrange, repeat
 
 from s2dm_lightning.diffusion import (
-    PREDICTION_TYPES,
     GuidanceSettings,
     add_noise_to_videos,
+    check_prediction_type,
     combine_guidance,
     diffusion_target,
     guidance_branches,
@@ -166,9 +166,7 @@ class FlowGenerator(L.LightningModule):
         for name, p in (("text_dropout", text_dropout), ("reference_dropout", reference_dropout)):
             if not 0.0 <= p <= 1.0:
                 raise ValueError(f"model.{name} must be in [0, 1], got {p}")
-        if self.noise_scheduler.config.prediction_type not in PREDICTION_TYPES:
-            raise ValueError(f"model.noise_scheduler prediction_type must be one of {PREDICTION_TYPES}, "
-                             f"got {self.noise_scheduler.config.prediction_type!r}")
+        check_prediction_type(self.noise_scheduler.config.prediction_type, "model.noise_scheduler prediction_type")
         if displacement_scale <= 0:
             raise ValueError(f"model.displacement_scale must be > 0, got {displacement_scale}")
         if num_frames < 2:

@@ -17,10 +17,10 @@ from diffusers import AutoencoderKL, DDIMScheduler, DDPMScheduler, UNet2DConditi
 from einops import rearrange, repeat
 
 from s2dm_lightning.diffusion import (
-    PREDICTION_TYPES,
     GuidanceSettings,
     NoiseSharing,
     add_noise_to_videos,
+    check_prediction_type,
     combine_guidance,
     diffusion_target,
     guidance_branches,
@@ -144,9 +144,7 @@ class S2DM(L.LightningModule):
         self.unet = unet
         self.text_encoder = text_encoder
         self.noise_scheduler = noise_scheduler or default_noise_scheduler(clip_sample=vae is None)
-        if self.noise_scheduler.config.prediction_type not in PREDICTION_TYPES:
-            raise ValueError(f"model.noise_scheduler prediction_type must be one of {PREDICTION_TYPES}, "
-                             f"got {self.noise_scheduler.config.prediction_type!r}")
+        check_prediction_type(self.noise_scheduler.config.prediction_type, "model.noise_scheduler prediction_type")
         self.vae = vae
         if vae is not None:
             vae.requires_grad_(False).eval()

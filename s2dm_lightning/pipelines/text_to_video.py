@@ -53,14 +53,25 @@ class TextToVideoOutput:
     seeds: list[int]
 
 
-def _config_section(config_path: str | Path, section: str) -> dict:
+def _build_section(config_path: str | Path, section: str, base: type, overrides: dict[str, Any] | None = None):
+    """Instantiate one ``class_path``/``init_args`` section (``model`` or ``data``) of an experiment YAML."""
+    from jsonargparse import ArgumentParser
+
     config_path = Path(config_path)
     if not config_path.is_file():
         raise FileNotFoundError(f"{section} config {config_path} does not exist")
     config = yaml.safe_load(config_path.read_text()) or {}
     if section not in config:
         raise ValueError(f"{config_path} has no '{section}' section")
-    return config[section]
+    value = dict(config[section])
+    if overrides:
+        value["init_args"] = {**value.get("init_args", {}), **overrides}
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_subclass_arguments(base, section, required=True)
+    try:
+        return getattr(parser.instantiate(parser.parse_object({section: value})), section)
+    except Exception as error:
+        raise ValueError(f"could not build the {section} section of {config_path}: {error}") from error
 
 
 def load_datamodule(config_path: str | Path, **overrides: Any) -> L.LightningDataModule:
@@ -68,16 +79,7 @@ def load_datamodule(config_path: str | Path, **overrides: Any) -> L.LightningDat
 
     ``overrides`` replace init arguments, e.g. ``batch_size=4``.
     """
-    from jsonargparse import ArgumentParser
-
-    data = dict(_config_section(config_path, "data"))
-    data["init_args"] = {**data.get("init_args", {}), **overrides}
-    parser = ArgumentParser(exit_on_error=False)
-    parser.add_subclass_arguments(L.LightningDataModule, "data", required=True)
-    try:
-        return parser.instantiate(parser.parse_object({"data": data})).data
-    except Exception as error:
-        raise ValueError(f"could not build the data module of {config_path}: {error}") from error
+    return _build_section(config_path, "data", L.LightningDataModule, overrides)
 
 
 def load_module(config_path: str | Path, checkpoint_path: str | Path | None, expected: type[L.LightningModule]):
@@ -87,15 +89,7 @@ def load_module(config_path: str | Path, checkpoint_path: str | Path | None, exp
     logs); trainer and data sections are ignored, no seed is set. ``checkpoint_path`` None keeps
     the freshly initialised weights. The module is returned in eval mode on the CPU.
     """
-    from jsonargparse import ArgumentParser
-
-    model = _config_section(config_path, "model")
-    parser = ArgumentParser(exit_on_error=False)
-    parser.add_subclass_arguments(L.LightningModule, "model", required=True)
-    try:
-        module = parser.instantiate(parser.parse_object({"model": model})).model
-    except Exception as error:
-        raise ValueError(f"could not build the model of {config_path}: {error}") from error
+    module = _build_section(config_path, "model", L.LightningModule)
     if not isinstance(module, expected):
         raise TypeError(f"{config_path} builds a {type(module).__name__}, expected a {expected.__name__}")
     if checkpoint_path is not None:

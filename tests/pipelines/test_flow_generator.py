@@ -9,19 +9,8 @@ from torch.utils.data import DataLoader
 
 from s2dm_lightning.flow_format import identity_condition
 from s2dm_lightning.models.flow_generator import diffusion_to_flow, flow_to_diffusion, resize_condition
-from tests.conftest import fake_batch
+from tests.conftest import UNetInputs, fake_batch
 from tests.pipelines.conftest import SIZE, tiny_flow_generator, tiny_unet3d
-
-
-class UNetInputs:
-    """Captures (sample, timestep, encoder_hidden_states) of every UNet call."""
-
-    def __init__(self, unet):
-        self.calls = []
-        unet.register_forward_pre_hook(self._hook, with_kwargs=True)
-
-    def _hook(self, module, args, kwargs):
-        self.calls.append((args[0].detach().clone(), args[1].detach().clone(), kwargs["encoder_hidden_states"].detach()))
 
 
 def items(num_videos: int, num_frames: int = 16, size: int = 16):
