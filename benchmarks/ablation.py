@@ -11,7 +11,8 @@ real CLI (``python -m s2dm_lightning fit --config <run>/config.yaml`` in a subpr
 independent. Fusion: ``tokens`` (paper), ``concat`` and ``both``, shared noise, same budget. Every
 row is scored with FVD and KVD (features of the synthetic feature network, trained first if its file
 is missing), flow-warping error, flow adherence (EPE) and background drift, per seed, then mean ±
-std over seeds. Writes ``<output_dir>/results.json`` (raw per-seed values, for the notebook) and
+std over seeds. Two reference rows: the real test clips with their own flows (the floor of the
+consistency metrics) and their first frame held still (what a model ignoring the flow scores). Writes ``<output_dir>/results.json`` (raw per-seed values, for the notebook) and
 ``results.md`` (the tables, the command, seeds and wall time). Finished training runs are reused
 when their config is unchanged, so an interrupted ablation resumes.
 """
@@ -34,7 +35,6 @@ from typing import Any
 import torch
 import yaml
 
-from s2dm_lightning.cli import S2DMCLI
 from s2dm_lightning.evaluation.ablation import (
     FUSION_MODES,
     NOISE_ROWS,
@@ -47,6 +47,8 @@ from s2dm_lightning.evaluation.ablation import (
 from s2dm_lightning.evaluation.io import atomic_write_text
 from s2dm_lightning.evaluation.report import to_jsonable, utc_now
 from s2dm_lightning.evaluation.synthetic_features import load_feature_extractor, metadata_path
+from s2dm_lightning.models.s2dm import S2DM
+from s2dm_lightning.pipelines.text_to_video import load_datamodule, load_module
 
 REPO = Path(__file__).resolve().parents[1]
 SMOKE = {"max_steps": 2, "seeds": [0], "num_videos": 2, "feature_max_steps": 2}
@@ -165,12 +167,11 @@ def train(name: str, cfg: dict, threads: int | None = None) -> dict:
 
 def load_trained(run: dict, cfg_path: Path):
     """The model (checkpoint weights: EMA when the run used it, as ``predict`` loads them) and its data."""
-    cli = S2DMCLI(args=["--config", str(cfg_path), "--trainer.logger=false"], run=False)
-    state = torch.load(run["checkpoint"], map_location="cpu", weights_only=False)["state_dict"]
-    cli.model.load_state_dict(state)
-    cli.datamodule.prepare_data()
-    cli.datamodule.setup("test")
-    return cli.model.eval(), cli.datamodule
+    model = load_module(cfg_path, run["checkpoint"], S2DM)
+    datamodule = load_datamodule(cfg_path)
+    datamodule.prepare_data()
+    datamodule.setup("test")
+    return model, datamodule
 
 
 def evaluate_once(run: dict, run_dir: Path, model, datamodule, extractor, feature_meta: dict, sample_noise: str,
@@ -273,8 +274,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 run = train(name, planned[name])
                 results["runs"][name] = run
                 model, datamodule = load_trained(run, run_dir / "config.yaml")
-                if "real" not in results[key]:
+                if "real" not in results[key] or "static" not in results[key]:
                     results[key]["real"] = evaluate_real(datamodule)
+                    results[key]["static"] = evaluate_real(datamodule, hold_first_frame=True)
                 values = evaluate_once(run, run_dir, model, datamodule, extractor, feature_meta, sample_noise,
                                        args, seed)
                 row["per_seed"][str(seed)] = values

@@ -47,6 +47,11 @@ NOISE_ROWS: list[tuple[str, str, str, str]] = [
     ("III", "independent", "independent", "(III) standard: independent noise in both"),
 ]
 FUSION_MODES: tuple[str, ...] = ("tokens", "concat", "both")
+#: Reference rows under each table: section key -> label (see :func:`evaluate_real`).
+REFERENCE_ROWS: dict[str, str] = {
+    "real": "real test clips (reference)",
+    "static": "real frame 1 held still (ignores the flow; reference)",
+}
 #: Seed of video k of evaluation seed s: ``SEED_STRIDE * s + k`` (the same for every row).
 SEED_STRIDE = 1_000_003
 
@@ -117,13 +122,21 @@ def evaluate_model(
     return {**values, "num_videos": num_videos, "num_real_videos": len(test)}
 
 
-def evaluate_real(datamodule: Any) -> dict[str, float]:
-    """The consistency metrics of the real test clips with their own flows: what the estimator and
-    the data allow (the floor for flow EPE and warping error; drift of the real background)."""
+def evaluate_real(datamodule: Any, hold_first_frame: bool = False) -> dict[str, float]:
+    """The consistency metrics of the real test clips with their own flows.
+
+    As they are: what the estimator and the data allow (the floor for flow EPE and warping error; drift
+    of the real background). With ``hold_first_frame``, every frame replaced by the clip's first: what a
+    model that ignores the flow scores (EPE = the flows' own length, the warping error of the motion
+    missed, zero drift).
+    """
     consistency = _consistency_metrics(getattr(datamodule, "flow_settings", None))
     for batch in DataLoader(datamodule.datasets["test"], batch_size=8):
+        frames = batch["frames"]
+        if hold_first_frame:
+            frames = frames[:, :1].expand_as(frames)
         for metric in consistency.values():
-            metric.update(batch["frames"], batch["flow"])
+            metric.update(frames, batch["flow"])
     return {name: float(metric.compute()) for name, metric in consistency.items()}
 
 
@@ -156,11 +169,23 @@ def markdown_table(section: dict[str, Any]) -> str:
     for row in section.get("rows", []):
         summary = row.get("summary") or summarize_row(row.get("per_seed", {}))
         lines.append("| " + " | ".join([row["label"], *(_cell(summary.get(m)) for m in METRICS)]) + " |")
-    real = section.get("real")
-    if real:
-        cells = [_cell(mean_std([real.get(m)])) if m in real else "–" for m in METRICS]
-        lines.append("| " + " | ".join(["real test clips (reference)", *cells]) + " |")
+    for key, label in REFERENCE_ROWS.items():
+        if section.get(key):
+            cells = [_cell(mean_std([section[key].get(m)])) if m in section[key] else "–" for m in METRICS]
+            lines.append("| " + " | ".join([label, *cells]) + " |")
     return "\n".join(lines)
+
+
+def compute_minutes(results: dict[str, Any]) -> tuple[float, float]:
+    """Minutes of training and of sampling + scoring behind the tables, reused runs and scores included."""
+    train = sum(run.get("train_seconds") or 0.0 for run in results.get("runs", {}).values())
+    scored: dict[tuple, float] = {}  # the noise table's row I and the fusion table's row `both` are one scoring
+    for key in ("noise", "fusion"):
+        for row in (results.get(key) or {}).get("rows", []):
+            for seed, values in row.get("per_seed", {}).items():
+                sampling = (row.get("train_noise"), row.get("fusion"), row.get("sample_noise"), seed)
+                scored[sampling] = values.get("eval_seconds") or 0.0
+    return train / 60, sum(scored.values()) / 60
 
 
 def markdown_report(results: dict[str, Any] | None) -> str:
@@ -173,7 +198,9 @@ def markdown_report(results: dict[str, Any] | None) -> str:
            "", f"Command: `{results.get('command', '?')}`",
            f"Seeds: {settings.get('seeds')} (training seed_everything = evaluation seed); "
            f"max_steps {settings.get('max_steps')}; {settings.get('num_videos')} generated videos per row and seed; "
-           f"wall time {results.get('wall_time_s', float('nan')) / 60:.1f} min on {results.get('machine', '?')}.",
+           f"wall time of the last command {results.get('wall_time_s', float('nan')) / 60:.1f} min on "
+           f"{results.get('machine', '?')}; the runs behind the tables took {compute_minutes(results)[0]:.0f} min "
+           f"of training and {compute_minutes(results)[1]:.0f} min of sampling and scoring.",
            f"Feature network for FVD/KVD: `{feature.get('path')}` (test accuracy "
            f"{feature.get('test_accuracy', 'n/a')}); NOT the I3D: not comparable with published FVD.",
            "Values: mean ± sample std over seeds; all lower is better."]

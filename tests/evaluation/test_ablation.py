@@ -48,18 +48,24 @@ def test_evaluate_model_scores_every_metric_and_seeds_are_fixed():
     assert other["drift"] != first["drift"]
     real = evaluate_real(data)
     assert set(real) == {"warping_error", "flow_epe", "drift"}
+    still = evaluate_real(data, hold_first_frame=True)  # frame 1 repeated: nothing moves
+    assert still["drift"] == 0.0 and still["warping_error"] > 0.0 and still["flow_epe"] > 0.0
     with pytest.raises(ValueError, match="num_videos"):
         evaluate_model(model, data, extractor, "shared", num_videos=1, seed=0)
 
 
 def fake_results() -> dict:
     rows = []
-    for rid in ("I", "II", "III"):
+    for rid, train, sample in (("I", "shared", "shared"), ("II", "shared", "independent"),
+                               ("III", "independent", "independent")):
         per_seed = {str(s): {m: 1.0 + s + (rid == "III") for m in METRICS} for s in (0, 1)}
-        rows.append({"id": rid, "label": f"row {rid}", "per_seed": per_seed, "summary": summarize_row(per_seed)})
+        rows.append({"id": rid, "label": f"row {rid}", "per_seed": per_seed, "summary": summarize_row(per_seed),
+                     "train_noise": train, "sample_noise": sample, "fusion": "both"})
     return {"command": "python benchmarks/ablation.py --smoke", "settings": {"seeds": [0, 1], "smoke": True},
             "wall_time_s": 60.0, "machine": "test", "feature_network": {"path": "f.pt"},
-            "noise": {"rows": rows, "real": {"warping_error": 0.001, "flow_epe": 0.01, "drift": 0.0}}}
+            "runs": {"a": {"train_seconds": 600.0}, "b": {"train_seconds": 660.0}},
+            "noise": {"rows": rows, "real": {"warping_error": 0.001, "flow_epe": 0.01, "drift": 0.0},
+                      "static": {"warping_error": 0.05, "flow_epe": 0.9, "drift": 0.0}}}
 
 
 def test_summaries_and_tables():
@@ -67,6 +73,14 @@ def test_summaries_and_tables():
     assert mean_std([2.0])["std"] is None and mean_std([float("nan")])["mean"] is None
     report = markdown_report(fake_results())
     assert "SMOKE" in report and "| row I | 1.5 ± 0.71 |" in report and "real test clips" in report
+    assert "| real frame 1 held still (ignores the flow; reference) | – | – | 0.05 | 0.9 | 0 |" in report
+    with_times = fake_results()
+    for row in with_times["noise"]["rows"]:
+        for values in row["per_seed"].values():
+            values["eval_seconds"] = 30.0
+    assert "took 21 min of training and 3 min of sampling and scoring" in markdown_report(with_times)
+    with_times["fusion"] = {"rows": [dict(with_times["noise"]["rows"][0], id="both")]}  # the same scoring as I
+    assert "and 3 min of sampling and scoring" in markdown_report(with_times)
     assert "No ablation results" in markdown_report(None)
     assert per_seed_markdown(fake_results(), "noise").count("\n") == 2 + 6 - 1
     merged = fake_results()
