@@ -12,8 +12,9 @@ independent. Fusion: ``tokens`` (paper), ``concat`` and ``both``, shared noise, 
 row is scored with FVD and KVD (features of the synthetic feature network, trained first if its file
 is missing), flow-warping error, flow adherence (EPE) and background drift, per seed, then mean ±
 std over seeds. Two reference rows: the real test clips with their own flows (the floor of the
-consistency metrics) and their first frame held still (what a model ignoring the flow scores). Writes ``<output_dir>/results.json`` (raw per-seed values, for the notebook) and
-``results.md`` (the tables, the command, seeds and wall time). Finished training runs are reused
+consistency metrics) and their first frame held still (what a model ignoring the flow scores).
+Writes ``<output_dir>/results.json`` (raw per-seed values, for the notebook) and ``results.md``
+(the tables, the command, seeds and wall time). Finished training runs are reused
 when their config is unchanged, so an interrupted ablation resumes.
 """
 
@@ -254,6 +255,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if previous and key not in sections and previous.get(key):
             results[key] = previous[key]
             results["runs"].update(previous.get("runs", {}))
+    reference: dict[str, dict] | None = None  # the reference rows, computed with the first model's data
     for seed in args.seeds:
         planned: dict[str, dict] = {}
         for rows in sections.values():
@@ -274,9 +276,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 run = train(name, planned[name])
                 results["runs"][name] = run
                 model, datamodule = load_trained(run, run_dir / "config.yaml")
-                if "real" not in results[key] or "static" not in results[key]:
-                    results[key]["real"] = evaluate_real(datamodule)
-                    results[key]["static"] = evaluate_real(datamodule, hold_first_frame=True)
+                if reference is None:  # the same test clips under every table
+                    reference = {"real": evaluate_real(datamodule),
+                                 "static": evaluate_real(datamodule, hold_first_frame=True)}
+                results[key].update(reference)
                 values = evaluate_once(run, run_dir, model, datamodule, extractor, feature_meta, sample_noise,
                                        args, seed)
                 row["per_seed"][str(seed)] = values

@@ -194,13 +194,14 @@ def markdown_report(results: dict[str, Any] | None) -> str:
         return "*No ablation results yet: run `make ablation` (or `python benchmarks/ablation.py --smoke`).*\n"
     settings = results.get("settings", {})
     feature = results.get("feature_network", {})
+    train_minutes, scoring_minutes = compute_minutes(results)
     out = [f"# S2DM ablation ({'SMOKE RUN, tiny budgets: not a result' if settings.get('smoke') else 'synthetic data'})",
            "", f"Command: `{results.get('command', '?')}`",
            f"Seeds: {settings.get('seeds')} (training seed_everything = evaluation seed); "
            f"max_steps {settings.get('max_steps')}; {settings.get('num_videos')} generated videos per row and seed; "
            f"wall time of the last command {results.get('wall_time_s', float('nan')) / 60:.1f} min on "
-           f"{results.get('machine', '?')}; the runs behind the tables took {compute_minutes(results)[0]:.0f} min "
-           f"of training and {compute_minutes(results)[1]:.0f} min of sampling and scoring.",
+           f"{results.get('machine', '?')}; the runs behind the tables took {train_minutes:.0f} min "
+           f"of training and {scoring_minutes:.0f} min of sampling and scoring.",
            f"Feature network for FVD/KVD: `{feature.get('path')}` (test accuracy "
            f"{feature.get('test_accuracy', 'n/a')}); NOT the I3D: not comparable with published FVD.",
            "Values: mean ± sample std over seeds; all lower is better."]
