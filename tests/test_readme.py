@@ -11,6 +11,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
+DOCS = sorted((ROOT / "docs").glob("*.md"))
+PAGES = [README, *DOCS]
 
 
 @pytest.fixture(scope="module")
@@ -55,25 +57,47 @@ def test_readme_has_no_html_comments_and_no_repeated_headings(readme: str) -> No
     assert not repeated, f"README.md sections that appear twice: {repeated}"
 
 
-def test_readme_paths_exist(readme: str) -> None:
-    """Every repository file README names (configs, benchmarks, notebooks, package modules, images)."""
+def test_readme_is_a_landing_page(readme: str) -> None:
+    """README stays short (what it is, how to start, one picture, links); topics live in docs/."""
+    assert len(readme.splitlines()) <= 200, "README.md grew past 200 lines: move the topic to a docs/ page"
+    linked = set(re.findall(r"\]\((docs/[\w.-]+\.md)", readme))
+    unlinked = sorted(str(p.relative_to(ROOT)) for p in DOCS if str(p.relative_to(ROOT)) not in linked)
+    assert not unlinked, f"docs pages README does not link: {unlinked}"
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_pages_have_no_html_comments(page: Path) -> None:
+    prose = _prose(page.read_text())
+    assert "<!--" not in prose and "-->" not in prose, f"an HTML comment hides text of {page.name} on GitHub"
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_readme_paths_exist(page: Path) -> None:
+    """Every repository file a page names (configs, benchmarks, notebooks, package modules, images)."""
+    readme = page.read_text()
     pattern = r"(?<![\w/.-])((?:configs|benchmarks|notebooks|docs|s2dm_lightning)/[\w./-]+\.(?:py|yaml|ipynb|md|png|gif|json))"
     named = set(re.findall(pattern, readme))
-    assert len(named) > 10, "the pattern no longer finds README's file references"
+    if page == README:
+        assert len(named) > 10, "the pattern no longer finds README's file references"
     placeholders = {p for p in named if Path(p).stem.isupper()}  # e.g. configs/NAME.yaml
     missing = sorted(p for p in named - placeholders if not (ROOT / p).exists())
-    assert not missing, f"README.md names files that do not exist: {missing}"
+    assert not missing, f"{page.name} names files that do not exist: {missing}"
 
 
-def test_readme_links_resolve(readme: str) -> None:
-    anchors = {_anchor(h) for h in re.findall(r"^#{1,4} (.+)$", _prose(readme), flags=re.MULTILINE)}
-    for target in re.findall(r"\]\(([^)\s]+)\)", readme):
+def _anchors(page: Path) -> set[str]:
+    return {_anchor(h) for h in re.findall(r"^#{1,4} (.+)$", _prose(page.read_text()), flags=re.MULTILINE)}
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_readme_links_resolve(page: Path) -> None:
+    for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text()):
         if target.startswith(("http://", "https://")):
             continue
-        if target.startswith("#"):
-            assert target[1:] in anchors, f"README.md links to #{target[1:]}, which is no heading"
-        else:
-            assert (ROOT / target.split("#")[0]).exists(), f"README.md links to missing file {target}"
+        file_part, _, fragment = target.partition("#")
+        linked = page if not file_part else (page.parent / file_part).resolve()
+        assert linked.exists(), f"{page.name} links to missing file {target}"
+        if fragment and linked.suffix == ".md":
+            assert fragment in _anchors(linked), f"{page.name} links to {target}, which is no heading"
 
 
 def _anchor(heading: str) -> str:

@@ -2,7 +2,7 @@
 
 ``python -m s2dm_lightning test --config ... --ckpt_path ... [--n_runs K]`` runs it; the config's
 top-level ``metrics:`` section holds the arguments of :class:`VideoMetricsCallback` (e.g.
-``metrics.i3d_weights``). See README.md, "Evaluating".
+``metrics.i3d_weights``). See docs/evaluation.md.
 """
 
 from s2dm_lightning.evaluation.callback import VideoMetricsCallback
