@@ -33,7 +33,10 @@ def test_every_config_parses(config, tmp_path):
     if overrides:
         make_tiny_sd_folder(tmp_path / "sd")
     cli = S2DMCLI(args=["--config", str(config), "--trainer.logger=false", *overrides], run=False)
-    assert cli.model is not None and cli.datamodule is not None
+    sections = yaml.safe_load(config.read_text())
+    for built, section in ((cli.model, "model"), (cli.datamodule, "data")):
+        class_path = sections[section]["class_path"]
+        assert class_path.rsplit(".", 1)[-1] == type(built).__name__, f"{config.name}: {section} is not {class_path}"
 
 
 def test_unknown_config_key_is_named(tmp_path, capsys):

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
-nbformat = pytest.importorskip("nbformat")
-nbclient = pytest.importorskip("nbclient")
-pytest.importorskip("ipykernel")
+import nbclient  # dev extras: a missing one is a broken install, not a skip
+import nbformat
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 

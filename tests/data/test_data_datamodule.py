@@ -111,7 +111,8 @@ def test_missing_root_and_bad_metadata(tmp_path):
 
 
 def test_cli_arguments_from_signature():
-    jsonargparse = pytest.importorskip("jsonargparse")
+    import jsonargparse
+
     parser = jsonargparse.ArgumentParser()
     parser.add_class_arguments(SyntheticDataModule, "data")
     config = parser.parse_args(["--data.root=somewhere", "--data.flow_size=16"])

@@ -101,7 +101,8 @@ def run_notebook_cells(path: Path, parameters: dict) -> dict:
 
 
 def test_ablation_notebook_handles_missing_and_present_results(tmp_path, capsys):
-    matplotlib = pytest.importorskip("matplotlib")
+    import matplotlib  # a dev extra
+
     matplotlib.use("Agg")
     notebook = REPO / "notebooks" / "ablation.ipynb"
     namespace = run_notebook_cells(notebook, {"RESULTS": str(tmp_path / "missing.json")})
