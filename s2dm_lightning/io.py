@@ -5,12 +5,13 @@ and then renamed onto the target (``os.replace``, atomic on POSIX and Windows): 
 sees the old file or the new one, never half of one, and a failed write leaves no
 temporary file behind. Folders are staged the same way and renamed into place.
 
-Modes: temporary files are created with ``os.open(..., 0o666)`` and folders with
-``os.mkdir(..., 0o777)``, so the kernel applies the process's umask at creation (0644 /
-0755 under umask 022) and the rename keeps it. ``tempfile.mkstemp``/``mkdtemp`` are not
-used: they create 0600/0700 entries that lab mates sharing a cache or run folder cannot
-read. The umask is never read (``os.umask`` can only be read by setting it, which races
-with other threads).
+Modes: files get ``0666 & ~umask`` and folders ``0777 & ~umask`` (0644 / 0755 under umask
+022), so lab mates sharing a cache or run folder can read them. ``tempfile.mkstemp`` /
+``mkdtemp`` are not used (they make 0600 / 0700 entries), and before the rename every
+entry is set to the umask mode, since libraries writing into a temporary file or folder
+may use private modes of their own (safetensors writes 0600). The umask is read from
+``/proc/self/status``: ``os.umask`` can only read it by setting it, which races with
+other threads creating files.
 """
 
 from __future__ import annotations
@@ -20,9 +21,42 @@ import hashlib
 import os
 import re
 import shutil
+import stat
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+
+def _umask_at_import() -> int:
+    # Only where /proc/self/status has no "Umask:" line (not Linux >= 4.7); importing
+    # normally happens before the threads that could race with this start.
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK_AT_IMPORT = _umask_at_import()
+
+
+def current_umask() -> int:
+    """The process's umask, read without changing it (the value at import where /proc cannot tell)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return _UMASK_AT_IMPORT
+
+
+def _set_umask_mode(path: Path, umask: int) -> None:
+    """``0777 & ~umask`` for folders and user-executable files, ``0666 & ~umask`` for other files."""
+    current = path.lstat().st_mode
+    executable = stat.S_ISDIR(current) or current & stat.S_IXUSR
+    wanted = (0o777 if executable else 0o666) & ~umask
+    if stat.S_IMODE(current) != wanted:
+        os.chmod(path, wanted)
+
 
 TEMP_MARK = ".tmp"  # every temporary name holds it: ".<target name>.<random>.tmp[<suffix>]"
 
@@ -58,6 +92,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             continue
     try:
         yield tmp
+        _set_umask_mode(tmp, current_umask())
         _fsync(tmp)
         os.replace(tmp, target)
     except BaseException:
@@ -108,6 +143,12 @@ def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
     staging = _new_folder(target)
     try:
         yield staging
+        umask = current_umask()
+        for folder, dirs, files in os.walk(staging):
+            for name in [*dirs, *files]:
+                if not os.path.islink(os.path.join(folder, name)):
+                    _set_umask_mode(Path(folder, name), umask)
+        _set_umask_mode(staging, umask)
         if target.exists():
             aside = _new_folder(target)
             target.rename(aside / target.name)

@@ -15,6 +15,7 @@ from s2dm_lightning.io import (
     atomic_torch_save,
     atomic_write_bytes,
     atomic_write_text,
+    current_umask,
     remove_temp_files,
     safe_file_stem,
 )
@@ -54,13 +55,23 @@ def test_files_and_folders_get_the_umask_modes(tmp_path, umask, file_mode, folde
         text = atomic_write_text(tmp_path / "new" / "report.json", "{}")
         blob = atomic_write_bytes(tmp_path / "new" / "index.csv", b"a,b\n")
         tensor = atomic_torch_save(tmp_path / "new" / "x.pt", {"x": torch.zeros(2)})
+        with atomic_path(tmp_path / "new" / "private.bin") as tmp:
+            tmp.write_bytes(b"x")
+            tmp.chmod(0o600)  # a library with private modes of its own (safetensors writes 0600)
         with atomic_folder(tmp_path / "export") as staging:
-            (staging / "unet").mkdir()
+            (staging / "unet").mkdir(mode=0o700)
             (staging / "unet" / "config.json").write_text("{}")
+            (staging / "unet" / "weights.safetensors").write_bytes(b"")
+            (staging / "unet" / "weights.safetensors").chmod(0o600)
+            (staging / "run.sh").write_text("#!/bin/sh\n")
+            (staging / "run.sh").chmod(0o700)
+        assert current_umask() == umask
     finally:
         os.umask(before)
-    assert {mode(p) for p in (text, blob, tensor, tmp_path / "export" / "unet" / "config.json")} == {file_mode}
+    files = [text, blob, tensor, tmp_path / "new" / "private.bin", *(tmp_path / "export" / "unet").iterdir()]
+    assert {mode(p) for p in files} == {file_mode}
     assert {mode(p) for p in (tmp_path / "new", tmp_path / "export", tmp_path / "export" / "unet")} == {folder_mode}
+    assert mode(tmp_path / "export" / "run.sh") == folder_mode, "an executable stays executable"
     assert torch.load(tensor, weights_only=True)["x"].shape == (2,)
 
 
@@ -119,3 +130,39 @@ def test_safe_file_stem_is_safe_and_collision_free():
     prompt = safe_file_stem("a red square moves up")
     assert prompt.startswith("a_red_square_moves_up-") and " " not in prompt
     assert len(safe_file_stem("x" * 500)) <= 120 and safe_file_stem("..") not in ("", ".", "..")
+
+
+def test_everything_a_run_writes_is_readable_by_others(tmp_path, umask_022):
+    """Dataset, flow cache, split file, latent cache, checkpoint, report and export under umask 022."""
+    from s2dm_lightning.cli import main
+    from s2dm_lightning.data import SyntheticDataModule
+    from s2dm_lightning.data.splits import load_or_draw_split
+    from s2dm_lightning.evaluation.report import write_report
+    from tests.latent.conftest import DATA_ARGS, latent_config
+    from tests.latent.tiny_sd import make_tiny_sd_folder
+
+    shared = tmp_path / "shared"  # tmp_path itself is pytest's own 0700 folder
+    data, run = shared / "data" / "synthetic", shared / "run"
+    SyntheticDataModule(root=str(data), **DATA_ARGS).preprocess(progress=False)  # generates, then flows
+    load_or_draw_split(["a", "b", "c", "d"], shared / "splits" / "mug_split.json", "mug", 0, 1, 2)
+    run.mkdir()
+    config = latent_config(run, make_tiny_sd_folder(tmp_path / "sd"), data)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny convolutions on a shared machine (see tests/latent/conftest.py)
+    try:
+        main(["fit", "--config", str(config)])  # latent cache + checkpoint
+        main(["export", "--config", str(config), "--ckpt_path=last", f"--output_dir={shared / 'export'}"])
+    finally:
+        torch.set_num_threads(threads)
+    write_report(run / "logs" / "evaluation_report.json", "notice", {"metrics": {"fvd": 1.0}})
+
+    modes = modes_below(shared)
+    for written in ("data/synthetic/metadata.csv", "splits/mug_split.json", "run/latents/meta.json",
+                    "run/logs/evaluation_report.json", "export/s2dm.json", "export/unet"):
+        assert written in modes, f"{written} was not written: {sorted(modes)}"
+    for kind in (".png", ".ckpt"):  # frames of the videos, checkpoint
+        assert any(name.endswith(kind) for name in modes), f"no {kind} file written"
+    assert sum(name.startswith("data/synthetic/flow_cache") and name.endswith(".pt") for name in modes) == 6
+    assert sum(name.startswith("run/latents/") and name.endswith(".pt") for name in modes) == 5
+    wrong = {name: oct(m) for name, m in modes.items() if m != (0o755 if (shared / name).is_dir() else 0o644)}
+    assert not wrong, f"not 0644 (files) / 0755 (folders) under umask 022: {wrong}"
