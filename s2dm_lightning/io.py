@@ -26,6 +26,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+
 def _umask_at_import() -> int:
     # Only where /proc/self/status has no "Umask:" line (not Linux >= 4.7); importing
     # normally happens before the threads that could race with this start.

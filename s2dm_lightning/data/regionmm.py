@@ -45,11 +45,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from s2dm_lightning.io import safe_file_stem
 from s2dm_lightning.data.flow_cache import FlowCache
 from s2dm_lightning.data.preprocess import PreprocessSummary
 from s2dm_lightning.data.video_io import count_frames
 from s2dm_lightning.flow_format import identity_condition, identity_grid
+from s2dm_lightning.io import safe_file_stem
 
 if TYPE_CHECKING:
     from s2dm_lightning.data.datasets import VideoRecord

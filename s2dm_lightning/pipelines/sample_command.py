@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from s2dm_lightning.callbacks.sample_videos import SHEET_ROW_PX
 from s2dm_lightning.io import atomic_torch_save, safe_file_stem

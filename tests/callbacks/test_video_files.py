@@ -5,7 +5,6 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
-from s2dm_lightning import video_files
 from s2dm_lightning.video_files import gif_bytes, write_gif, write_mp4, write_png
 
 
