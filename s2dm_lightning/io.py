@@ -27,11 +27,24 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
+def _umask_from_proc() -> int | None:
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return None
+
+
 def _umask_at_import() -> int:
-    # Only where /proc/self/status has no "Umask:" line (not Linux >= 4.7); importing
-    # normally happens before the threads that could race with this start.
-    mask = os.umask(0o022)
-    os.umask(mask)
+    # Only where /proc/self/status has no "Umask:" line (not Linux >= 4.7): os.umask reads it only
+    # by setting it, done once here, when importing, normally before threads that could race start.
+    mask = _umask_from_proc()
+    if mask is None:
+        mask = os.umask(0o022)
+        os.umask(mask)
     return mask
 
 
@@ -40,14 +53,8 @@ _UMASK_AT_IMPORT = _umask_at_import()
 
 def current_umask() -> int:
     """The process's umask, read without changing it (the value at import where /proc cannot tell)."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    return _UMASK_AT_IMPORT
+    mask = _umask_from_proc()
+    return _UMASK_AT_IMPORT if mask is None else mask
 
 
 def _set_umask_mode(path: Path, umask: int) -> None:
