@@ -45,9 +45,9 @@ from s2dm_lightning.evaluation.ablation import (
     markdown_report,
     summarize_row,
 )
-from s2dm_lightning.evaluation.io import atomic_write_text
 from s2dm_lightning.evaluation.report import to_jsonable, utc_now
 from s2dm_lightning.evaluation.synthetic_features import load_feature_extractor, metadata_path
+from s2dm_lightning.io import atomic_write_text
 from s2dm_lightning.models.s2dm import S2DM
 from s2dm_lightning.pipelines.text_to_video import load_datamodule, load_module
 

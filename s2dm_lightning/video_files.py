@@ -1,22 +1,21 @@
 """Write videos (mp4, gif) and pictures (png) to disk, atomically.
 
-Every writer first writes a temporary file in the target folder (with the target's
-extension, so that the encoder picks the right format) and then ``os.replace``s it onto
-the target: a reader never sees a half-written file, an existing file survives a failed
-write, and no temporary file is left behind on error.
+Every writer goes through :func:`s2dm_lightning.io.atomic_path` (a temporary file in the
+target folder with the target's extension, so that the encoder picks the right format,
+then renamed onto the target): a reader never sees a half-written file, an existing file
+survives a failed write, and no temporary file is left behind on error.
 """
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from s2dm_lightning.io import atomic_path, atomic_write_bytes
 
 
 def _check_video(frames: np.ndarray) -> np.ndarray:
@@ -33,34 +32,6 @@ def _check_image(image: np.ndarray) -> np.ndarray:
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[-1] != 3:
         raise ValueError(f"image must be uint8 of shape (H, W, 3), got {image.dtype} {image.shape}")
     return np.ascontiguousarray(image)
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success it replaces ``path``, on error it is deleted.
-
-    The parent folder is created. The temporary name keeps the suffix of ``path``.
-    """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # a fresh name created with open(..., "x"), not mkstemp: mkstemp makes the file 0600, and
-    # os.replace would keep that, hiding samples from other users of a shared run folder
-    tmp = target.parent / f".{target.stem}.{uuid.uuid4().hex[:12]}.tmp{target.suffix}"
-    with open(tmp, "xb"):
-        pass
-    try:
-        yield tmp
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically; returns the path."""
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
-    return Path(path)
 
 
 def pad_to_even(frames: np.ndarray) -> np.ndarray:
@@ -140,7 +111,7 @@ def write_gif(path: str | os.PathLike, frames: np.ndarray, fps: int = 8) -> Path
         frames: uint8 video (F, H, W, 3).
         fps: frames per second.
     """
-    return write_bytes(path, gif_bytes(frames, fps))
+    return atomic_write_bytes(path, gif_bytes(frames, fps))
 
 
 def write_png(path: str | os.PathLike, image: np.ndarray) -> Path:

@@ -13,8 +13,9 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 
-from s2dm_lightning.callbacks.sample_videos import SHEET_ROW_PX, safe_name
-from s2dm_lightning.video_files import write_bytes, write_gif, write_mp4, write_png
+from s2dm_lightning.callbacks.sample_videos import SHEET_ROW_PX
+from s2dm_lightning.io import atomic_write_bytes, safe_file_stem
+from s2dm_lightning.video_files import write_gif, write_mp4, write_png
 from s2dm_lightning.visualization import contact_sheet, to_uint8_video, upscale, video_panel
 
 MAX_SHEET_ROWS = 16
@@ -61,10 +62,10 @@ class VideoPredictionWriter(BasePredictionWriter):
         self._rows, self._thumbnails, self._used_names = [], [], set()
 
     def _unique_stem(self, video_id: str) -> str:
-        stem, n = safe_name(video_id), 1
+        stem, n = safe_file_stem(video_id), 1
         while stem in self._used_names:
             n += 1
-            stem = f"{safe_name(video_id)}-{n}"
+            stem = f"{safe_file_stem(video_id)}-{n}"
         self._used_names.add(stem)
         return stem
 
@@ -123,4 +124,4 @@ class VideoPredictionWriter(BasePredictionWriter):
         table = csv.DictWriter(text, fieldnames=["video_id", "caption", "files"], lineterminator="\n")
         table.writeheader()
         table.writerows(self._rows)
-        write_bytes(self.output_dir / f"index{suffix}.csv", text.getvalue().encode("utf-8"))
+        atomic_write_bytes(self.output_dir / f"index{suffix}.csv", text.getvalue().encode("utf-8"))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
@@ -12,16 +11,12 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 
 from s2dm_lightning.callbacks.tensorboard_video import log_gif_to_tensorboard
+from s2dm_lightning.io import safe_file_stem
 from s2dm_lightning.video_files import write_gif, write_mp4, write_png
 from s2dm_lightning.visualization import contact_sheet, to_uint8_video, video_panel
 
 BATCH_KEYS = ("frames", "flow", "caption", "video_id")
 SHEET_ROW_PX = 128  # the contact sheet upscales small frames up to about this height
-
-
-def safe_name(text: str) -> str:
-    """``text`` reduced to characters that are safe in a file name on every OS (ids may hold '/')."""
-    return re.sub(r"[^A-Za-z0-9._=-]+", "_", str(text)).strip("._") or "video"
 
 
 def slice_batch(batch: dict[str, Any], n: int) -> dict[str, Any]:
@@ -164,7 +159,7 @@ class SampleVideosCallback(pl.Callback):
 
     def _write_round(self, folder: Path, panels: list[np.ndarray]) -> None:
         for i, (sample, panel) in enumerate(zip(self._samples, panels, strict=True)):
-            stem = f"{i:02d}_{safe_name(sample['video_id'])}"
+            stem = f"{i:02d}_{safe_file_stem(sample['video_id'])}"
             write_mp4(folder / f"{stem}.mp4", panel, fps=self.fps)
             write_gif(folder / f"{stem}.gif", panel, fps=self.fps)
         height = self._samples[0]["generated"].shape[1]

@@ -3,51 +3,24 @@
 A cache's identity (the keys in ``IDENTITY_KEYS`` of ``expected_meta()``: what ``made_with()``
 returns plus the optional ``source``) is written to
 meta.json; opened with another identity, the cache deletes its files and starts again. Every
-write goes to a temporary file beside the target followed by ``os.replace``, so a file is either
+write is atomic (:mod:`s2dm_lightning.io`), so a file is either
 complete or absent and an interrupted run resumes where it stopped.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import os
-import re
-import tempfile
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
 
 from s2dm_lightning import __version__
+from s2dm_lightning.io import atomic_write_text, remove_temp_files, safe_file_stem
 
 log = logging.getLogger(__name__)
 
 META_FILE = "meta.json"
-_TMP_SUFFIX = ".tmp"
-
-
-def safe_file_stem(video_id: str) -> str:
-    """A file-name-safe, collision-free stem for a video id (ids may hold '/' or spaces)."""
-    stem = re.sub(r"[^A-Za-z0-9._-]", "_", video_id).strip(".") or "video"
-    if stem != video_id or len(stem) > 120:
-        # The hash keeps "a/b" and "a_b" apart after the substitution.
-        stem = f"{stem[:100]}-{hashlib.sha1(video_id.encode()).hexdigest()[:10]}"
-    return stem
-
-
-def atomic_write_bytes(target: Path, write) -> None:
-    """Call ``write(handle)`` on a temp file beside ``target``, then move it into place."""
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=_TMP_SUFFIX, dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, target)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
 
 
 class PerVideoFileCache(ABC):
@@ -96,7 +69,7 @@ class PerVideoFileCache(ABC):
     def _open(self) -> None:
         expected, stored = self.expected_meta(), self._read_meta()
         if stored is not None and self._identity(stored) == self._identity(expected):
-            self._remove_stale_temp_files()
+            remove_temp_files(self.cache_dir)
             return
         if stored is not None or any(self.cache_dir.glob("*.pt")):
             log.warning(
@@ -106,14 +79,8 @@ class PerVideoFileCache(ABC):
                 self._identity(expected),
             )
             self.clear()
-        self._remove_stale_temp_files()
-        payload = (json.dumps(expected, indent=2, sort_keys=True) + "\n").encode()
-        atomic_write_bytes(self.meta_path, lambda handle: handle.write(payload))
-
-    def _remove_stale_temp_files(self) -> None:
-        # Left by a process killed mid-write; never a valid entry.
-        for stale in self.cache_dir.glob(f".*{_TMP_SUFFIX}"):
-            stale.unlink(missing_ok=True)
+        remove_temp_files(self.cache_dir)
+        atomic_write_text(self.meta_path, json.dumps(expected, indent=2, sort_keys=True) + "\n")
 
     def clear(self) -> None:
         """Delete the cached files and meta.json (only files this class writes)."""

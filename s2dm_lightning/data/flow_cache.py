@@ -28,9 +28,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from s2dm_lightning.data.file_cache import PerVideoFileCache, atomic_write_bytes
+from s2dm_lightning.data.file_cache import PerVideoFileCache
 from s2dm_lightning.data.flow import FlowSettings
 from s2dm_lightning.flow_format import FLOW_CHANNELS, identity_grid
+from s2dm_lightning.io import atomic_torch_save
 
 CACHE_FORMAT = 1
 
@@ -66,7 +67,7 @@ class FlowCache(PerVideoFileCache):
             "video_id": video_id,
         }
         path = self.path_for(video_id)
-        atomic_write_bytes(path, lambda handle: torch.save(payload, handle))
+        atomic_torch_save(path, payload)
         return path
 
     def load(

@@ -35,8 +35,10 @@ import torch
 from tqdm.auto import tqdm
 
 from s2dm_lightning.data.datasets import VideoRecord, frames_to_tensor
-from s2dm_lightning.data.file_cache import PerVideoFileCache, atomic_write_bytes
+from s2dm_lightning.data.file_cache import PerVideoFileCache
+from s2dm_lightning.data.preprocess import PreprocessSummary
 from s2dm_lightning.data.video_io import read_video
+from s2dm_lightning.io import atomic_torch_save
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +86,7 @@ class LatentCache(PerVideoFileCache):
         payload = {"mean": mean.detach().cpu().half(), "std": std.detach().cpu().half(),
                    "num_frames": int(mean.shape[0]), "video_id": video_id}
         path = self.path_for(video_id)
-        atomic_write_bytes(path, lambda handle: torch.save(payload, handle))
+        atomic_torch_save(path, payload)
         return path
 
     def load(self, video_id: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -133,17 +135,30 @@ def fill_latent_cache(
     rank: int = 0,
     world_size: int = 1,
     progress: bool = True,
-) -> int:
+) -> PreprocessSummary:
     """Encode every frame of the videos not cached yet (this rank's share: every world_size-th).
 
-    Returns the number of videos encoded here. Nothing is returned as tensors: the files are
-    the result, so ranks can share the work and an interrupted run resumes.
+    Returns what this rank did (encoded, already cached, failed with the reason; printed as
+    the same line as the flow step's). Nothing is returned as tensors: the files are the
+    result, so ranks can share the work and an interrupted run resumes. A video that cannot
+    be read or encoded is reported and skipped; the others still finish.
     """
-    todo = [r for r in list(records)[rank::world_size] if not cache.has(r.video_id)]
+    summary = PreprocessSummary(kind="latent")
+    todo = []
+    for record in list(records)[rank::world_size]:
+        if cache.has(record.video_id):
+            summary.skipped += 1
+        else:
+            todo.append(record)
     if todo:
         log.info("latent cache '%s': encoding %d videos", cache.cache_dir, len(todo))
     for record in tqdm(todo, desc="latents", unit="video", disable=not progress or rank != 0):
-        frames = frames_to_tensor(read_video(record.path, crop=record.crop), cache.resolution)
-        mean, std = encode_posterior(vae, frames, batch_size)
-        cache.save(record.video_id, mean, std)
-    return len(todo)
+        try:
+            frames = frames_to_tensor(read_video(record.path, crop=record.crop), cache.resolution)
+            mean, std = encode_posterior(vae, frames, batch_size)
+            cache.save(record.video_id, mean, std)
+        except Exception as error:
+            summary.failed.append((record.video_id, f"'{record.path}': {type(error).__name__}: {error}"))
+        else:
+            summary.done += 1
+    return summary

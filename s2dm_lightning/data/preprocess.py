@@ -1,12 +1,18 @@
 """Compute the flows of a dataset once, before training (the ``preprocess`` subcommand).
 
 Videos already in the cache are skipped, so an interrupted run resumes. A video that
-cannot be read or estimated is reported and skipped; the others still finish.
+cannot be read or estimated is reported and skipped; the others still finish. Worker
+processes end with the process that started them, even when it is killed with SIGKILL
+(see :func:`_exit_with`).
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import os
+import select
+import threading
+import time
 from collections.abc import Iterable
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
@@ -27,15 +33,19 @@ if TYPE_CHECKING:
 
 @dataclass
 class PreprocessSummary:
-    """What a preprocessing run did: counts of computed and already-cached videos, and failures."""
+    """What a preprocessing run did: counts of computed and already-cached videos, and failures.
+
+    ``kind`` names the step in the printed line ("flow", "latent").
+    """
 
     done: int = 0
     skipped: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)
+    kind: str = "flow"
 
     def __str__(self) -> str:
         lines = [
-            f"flow preprocessing: {self.done} computed, {self.skipped} already cached, {len(self.failed)} failed"
+            f"{self.kind} preprocessing: {self.done} computed, {self.skipped} already cached, {len(self.failed)} failed"
         ]
         for video_id, reason in self.failed:
             lines.append(f"  FAILED {video_id}: {reason}")
@@ -55,7 +65,42 @@ def _compute(
         return video_id, None, f"{type(error).__name__}: {error}"
 
 
-def _init_worker() -> None:
+_POLL_SECONDS = 0.5  # only where os.pidfd_open is missing (not Linux >= 5.3)
+
+
+def _exit_with(main_pid: int) -> None:
+    """End this worker as soon as the main process has ended, however it ended (SIGKILL included).
+
+    ``PR_SET_PDEATHSIG`` does not help here: a worker's parent is the forkserver, and the
+    forkserver (like the resource tracker) lives as long as any worker holds its pipe. So a
+    daemon thread waits for the main process to end (a pidfd turns readable, even while the
+    dead process waits as a zombie to be reaped) and exits the worker; the forkserver and
+    then the resource tracker see their pipes close and exit by themselves.
+    """
+    try:
+        pidfd: int | None = os.pidfd_open(main_pid)
+    except ProcessLookupError:  # already gone
+        os._exit(1)
+    except (AttributeError, OSError):
+        pidfd = None
+
+    def watch() -> None:
+        if pidfd is not None:
+            select.select([pidfd], [], [])
+        else:
+            while True:
+                try:
+                    os.kill(main_pid, 0)
+                except (ProcessLookupError, PermissionError):  # PermissionError: the id was reused
+                    break
+                time.sleep(_POLL_SECONDS)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-main-process", daemon=True).start()
+
+
+def _init_worker(main_pid: int) -> None:
+    _exit_with(main_pid)
     # Each worker is one of several processes: keep OpenCV and torch from spawning
     # a thread per core each.
     import cv2
@@ -119,7 +164,9 @@ def _make_pool(num_workers: int) -> ProcessPoolExecutor:
         context.set_forkserver_preload([__name__])
     else:
         context = multiprocessing.get_context("spawn")
-    return ProcessPoolExecutor(max_workers=num_workers, mp_context=context, initializer=_init_worker)
+    return ProcessPoolExecutor(
+        max_workers=num_workers, mp_context=context, initializer=_init_worker, initargs=(os.getpid(),)
+    )
 
 
 def _run_in_pool(todo: list[tuple[str, Path, Any]], settings: FlowSettings, num_workers: int, finish) -> None:

@@ -18,7 +18,7 @@ checked in LFDM's code (github.com/nihaomiao/CVPR23_LFDM, ``LFAE/modules``):
   the border of a 32-px map).
 
 One file per video in ``regionmm_dir``, named ``<video_id>`` (or its file-safe stem, see
-:func:`~s2dm_lightning.data.file_cache.safe_file_stem`) plus one of these suffixes:
+:func:`~s2dm_lightning.io.safe_file_stem`) plus one of these suffixes:
 
 - ``.npy``: one array (L, h, w, 3) -- per frame the (h, w, 2) grid and the (h, w, 1)
   occlusion map concatenated -- or (L, 3, h, w) in our own channel order;
@@ -45,11 +45,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from s2dm_lightning.data.file_cache import safe_file_stem
 from s2dm_lightning.data.flow_cache import FlowCache
 from s2dm_lightning.data.preprocess import PreprocessSummary
 from s2dm_lightning.data.video_io import count_frames
 from s2dm_lightning.flow_format import identity_condition, identity_grid
+from s2dm_lightning.io import safe_file_stem
 
 if TYPE_CHECKING:
     from s2dm_lightning.data.datasets import VideoRecord

@@ -22,7 +22,7 @@ import random
 from collections.abc import Iterable
 from pathlib import Path
 
-from s2dm_lightning.data.file_cache import atomic_write_bytes
+from s2dm_lightning.io import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +113,6 @@ def load_or_draw_split(
     }
     split_file.parent.mkdir(parents=True, exist_ok=True)
     data = (json.dumps(payload, indent=1) + "\n").encode()
-    atomic_write_bytes(split_file, lambda handle: handle.write(data))
+    atomic_write_bytes(split_file, data)
     log.info("wrote the %s split (%d of %d combinations held out) to '%s'", dataset, len(test), len(present), split_file)
     return set(test)

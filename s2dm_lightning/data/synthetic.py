@@ -27,13 +27,13 @@ from __future__ import annotations
 import csv
 import itertools
 import json
-import shutil
-import tempfile
 import warnings
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from s2dm_lightning.io import atomic_folder
 
 COLORS: dict[str, tuple[int, int, int]] = {
     "red": (245, 45, 45),
@@ -203,22 +203,9 @@ def generate_synthetic_dataset(
             f"'{root}' exists and is not empty but holds no metadata.csv; refusing to write the synthetic "
             "dataset into it (choose another data.root, or remove the folder)"
         )
-    root.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.partial-", dir=root.parent))
-    try:
+    with atomic_folder(root) as staging:
         _write_dataset(staging, num_videos, frames_per_video, image_size, seed)
         (staging / "generation.json").write_text(json.dumps(settings, indent=2) + "\n")
-        if root.exists():
-            # Move the old one aside first so that root is never a mix of both.
-            trash = Path(tempfile.mkdtemp(prefix=f".{root.name}.old-", dir=root.parent))
-            root.rename(trash / root.name)
-            staging.rename(root)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            staging.rename(root)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
     return root
 
 

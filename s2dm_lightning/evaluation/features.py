@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from s2dm_lightning.evaluation.io import file_sha256
+from s2dm_lightning.io import file_sha256
 from s2dm_lightning.metrics.i3d import (
     I3D_WEIGHTS_CONFIG_KEY,
     I3DFeatureExtractor,

@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from s2dm_lightning.evaluation.distributed import gather_in_order
 from s2dm_lightning.evaluation.features import FeatureBackbone, extract_features
-from s2dm_lightning.evaluation.io import atomic_torch_save
+from s2dm_lightning.io import atomic_torch_save
 from s2dm_lightning.metrics import FrechetVideoDistance
 
 #: Bump when the way real statistics are computed changes, so old cache files stop matching.

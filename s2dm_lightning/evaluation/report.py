@@ -16,7 +16,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from s2dm_lightning.evaluation.io import atomic_write_text
+from s2dm_lightning.io import atomic_write_text
 
 #: The per-video seed rule of ``S2DM.test_step`` (see ``S2DM.evaluation_generators``).
 S2DM_SEED_RULE = "video i of run k samples with torch.Generator().manual_seed(sampling_seed + 100003 * k + i)"

@@ -33,7 +33,7 @@ from s2dm_lightning.data.datasets import frames_to_tensor
 from s2dm_lightning.data.sampling import interval_frame_indices
 from s2dm_lightning.data.synthetic import COLORS, MOTIONS, SHAPES, generate_synthetic_dataset
 from s2dm_lightning.data.video_io import count_frames, read_video
-from s2dm_lightning.evaluation.io import atomic_write, atomic_write_text, file_sha256
+from s2dm_lightning.io import atomic_path, atomic_write_text, file_sha256
 
 #: The attributes and their classes, in the order of the network's heads.
 ATTRIBUTES: dict[str, tuple[str, ...]] = {"color": tuple(COLORS), "shape": tuple(SHAPES), "motion": tuple(MOTIONS)}
@@ -252,7 +252,8 @@ def export_feature_extractor(net: SyntheticFeatureNet, path: str | Path, info: d
     was_training, device = net.training, next(net.parameters()).device
     try:
         scripted = torch.jit.script(net.cpu().eval())
-        atomic_write(path, lambda tmp: torch.jit.save(scripted, tmp))
+        with atomic_path(path) as tmp:
+            torch.jit.save(scripted, str(tmp))
     finally:
         net.to(device).train(was_training)
     meta = {"format": "torchscript", "input": "(B, F, 3, H, W) float in [-1, 1]",

@@ -22,9 +22,6 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +29,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from s2dm_lightning import __version__
+from s2dm_lightning.io import atomic_folder
 from s2dm_lightning.models.pretrained import PretrainedFolderError, load_noise_scheduler, load_unet, load_vae
 from s2dm_lightning.models.text_encoder import CachedTextEncoder, CLIPTextEncoder, MiniLMTextEncoder
 
@@ -58,9 +56,7 @@ def save_pretrained(model: S2DM, folder: str | Path) -> Path:
     folder = Path(folder)
     if folder.exists() and any(folder.iterdir()) and not (folder / SETTINGS_FILE).is_file():
         raise FileExistsError(f"'{folder}' exists and is not an exported S2DM; choose an empty or new folder")
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
-    try:
+    with atomic_folder(folder) as tmp:
         model.unet.save_pretrained(tmp / "unet")
         if model.vae is not None:
             model.vae.save_pretrained(tmp / "vae")
@@ -75,12 +71,6 @@ def save_pretrained(model: S2DM, folder: str | Path) -> Path:
         meta = {"format": EXPORT_FORMAT, "package_version": __version__, "settings": settings,
                 "text_encoder": spec, "vae": model.vae is not None}
         (tmp / SETTINGS_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(tmp, folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return folder
 
 

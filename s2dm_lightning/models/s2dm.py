@@ -204,10 +204,16 @@ class S2DM(L.LightningModule):
             return
         datamodule.setup("fit")
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        self.prepare_latent_cache(datamodule, device)
+        self.prepare_latent_cache(datamodule, device, require_complete=False)
 
-    def prepare_latent_cache(self, datamodule: Any, device: torch.device | None = None) -> LatentCache:
-        """Encode the training videos missing from ``latent_cache_dir`` (DDP ranks share the work)."""
+    def prepare_latent_cache(
+        self, datamodule: Any, device: torch.device | None = None, require_complete: bool = True
+    ) -> LatentCache:
+        """Encode the training videos missing from ``latent_cache_dir`` (DDP ranks share the work).
+
+        Prints the summary (computed / already cached / failed). With ``require_complete``
+        (training), a training video still without latents afterwards is an error naming it.
+        """
         from s2dm_lightning.data.latent_cache import LatentCache, fill_latent_cache, vae_fingerprint
 
         if self.vae is None:
@@ -232,11 +238,20 @@ class S2DM(L.LightningModule):
         if device is not None:
             self.vae.to(device)
         try:
-            fill_latent_cache(cache, dataset.records, self.vae, rank=rank, world_size=world)
+            summary = fill_latent_cache(cache, dataset.records, self.vae, rank=rank, world_size=world)
         finally:
             self.vae.to(home)
+        print(summary if world == 1 else f"rank {rank}: {summary}")
         if trainer is not None:
             trainer.strategy.barrier("latent_cache_filled")
+        # Every rank checks the shared folder, so all of them stop together (no rank waits in a collective).
+        missing = [r.video_id for r in dataset.records if not cache.has(r.video_id)] if require_complete else []
+        if missing:
+            raise RuntimeError(
+                f"model.latent_cache_dir '{cache.cache_dir}' has no latents for {len(missing)} training video(s) "
+                f"({', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}): encoding them failed (see the "
+                "latent preprocessing summary above); fix or remove those videos, or unset model.latent_cache_dir"
+            )
         self.latent_cache = cache
         return cache
 

@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
-from s2dm_lightning.callbacks.sample_videos import SHEET_ROW_PX, safe_name
+from s2dm_lightning.callbacks.sample_videos import SHEET_ROW_PX
+from s2dm_lightning.io import atomic_torch_save, safe_file_stem
 from s2dm_lightning.pipelines.text_to_video import TextToVideoOutput, TwoStageTextToVideo, flows_from_video
-from s2dm_lightning.video_files import atomic_path, write_gif, write_mp4, write_png
+from s2dm_lightning.video_files import write_gif, write_mp4, write_png
 from s2dm_lightning.visualization import (
     contact_sheet,
     flow_to_rgb,
@@ -114,7 +114,7 @@ def write_outputs(
     for i, prompt in enumerate(output.prompts):
         frames = to_uint8_video(output.frames[i])
         panel = video_panel(frames, output.flows[i], scale=scale)
-        stem = f"{i:02d}_{safe_name(prompt)}"
+        stem = f"{i:02d}_{safe_file_stem(prompt)}"
         write_mp4(folder / f"{stem}.mp4", panel, fps=fps)
         write_gif(folder / f"{stem}.gif", panel, fps=fps)
         flow_rgb = resize_nearest(flow_to_rgb(output.flows[i]), height, frames.shape[2])
@@ -125,10 +125,10 @@ def write_outputs(
             labels.append(f"{i}: motion source")
     sheet_scale = max(1, min(scale, SHEET_ROW_PX // max(height, 1)))
     write_png(folder / "contact_sheet.png", contact_sheet(rows, labels=labels, scale=sheet_scale))
-    with atomic_path(folder / "samples.pt") as tmp:
-        torch.save({"frames": output.frames, "flows": output.flows, "reference_frames": output.reference_frames,
-                    "initial_noise": output.initial_noise, "prompts": output.prompts, "seeds": output.seeds,
-                    "arguments": arguments or {}}, tmp)
+    atomic_torch_save(folder / "samples.pt", {
+        "frames": output.frames, "flows": output.flows, "reference_frames": output.reference_frames,
+        "initial_noise": output.initial_noise, "prompts": output.prompts, "seeds": output.seeds,
+        "arguments": arguments or {}})
     return folder
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from s2dm_lightning.callbacks import VideoPredictionWriter
+from s2dm_lightning.io import safe_file_stem
 
 
 def test_predict_writes_videos_sheet_and_index(tmp_path, module, loader, video_shape):
@@ -25,7 +26,7 @@ def test_predict_writes_videos_sheet_and_index(tmp_path, module, loader, video_s
     )
     trainer.predict(module, dataloaders=loader, return_predictions=False)
 
-    ids = [f"subject{i}_take{i:03d}" for i in range(5)]
+    ids = [safe_file_stem(f"subject{i}/take{i:03d}") for i in range(5)]  # "/" replaced, plus a hash
     expected = {f"{i}{ext}" for i in ids for ext in (".mp4", ".gif", "_panel.gif")}
     assert {p.name for p in out.iterdir()} == expected | {"contact_sheet.png", "index.csv"}
 

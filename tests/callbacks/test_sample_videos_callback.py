@@ -8,6 +8,7 @@ from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from s2dm_lightning.callbacks import SampleVideosCallback, sample_videos
+from s2dm_lightning.io import safe_file_stem
 
 
 def make_trainer(tmp_path, callback, **kwargs):
@@ -50,15 +51,9 @@ def test_logs_gifs_and_writes_files(tmp_path, module, loader, monkeypatch):
     folder = tmp_path / "tb" / "version_0" / "samples" / "epoch=0000-step=000001"
     assert callback.last_sample_dir == folder
     names = sorted(p.name for p in folder.iterdir())
-    assert names == [
-        "00_subject0_take000.gif",
-        "00_subject0_take000.mp4",
-        "01_subject1_take001.gif",
-        "01_subject1_take001.mp4",
-        "02_subject2_take002.gif",
-        "02_subject2_take002.mp4",
-        "contact_sheet.png",
-    ]
+    stems = [f"{i:02d}_{safe_file_stem(f'subject{i}/take{i:03d}')}" for i in range(3)]  # ids hold "/"
+    assert stems[0].startswith("00_subject0_take000-")
+    assert names == sorted([f"{stem}{ext}" for stem in stems for ext in (".gif", ".mp4")] + ["contact_sheet.png"])
     sheet = np.asarray(Image.open(folder / "contact_sheet.png"))
     # 3 rows of 4 frames, 16 px upscaled by min(scale, 128 // 16) = 2, caption bands of 18 px
     assert sheet.shape == (3 * (18 + 32) + 2 * 2, 4 * 32 + 3 * 2, 3)

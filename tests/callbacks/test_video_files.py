@@ -5,8 +5,7 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
-from s2dm_lightning import video_files
-from s2dm_lightning.video_files import atomic_path, gif_bytes, write_gif, write_mp4, write_png
+from s2dm_lightning.video_files import gif_bytes, write_gif, write_mp4, write_png
 
 
 def moving_square(frames: int = 6, h: int = 16, w: int = 20) -> np.ndarray:
@@ -87,15 +86,3 @@ def test_failure_during_encoding_removes_temp_and_keeps_old_file(tmp_path, monke
     with pytest.raises(Boom):
         write_mp4(target, moving_square())
     assert leftovers(tmp_path) == ["v.mp4"] and target.read_bytes() == b"previous"
-
-
-def test_atomic_path_keeps_extension_and_cleans_up(tmp_path):
-    with atomic_path(tmp_path / "sub" / "x.gif") as tmp:
-        assert tmp.suffix == ".gif" and tmp.parent == tmp_path / "sub" and tmp.exists()
-        tmp.write_bytes(b"ok")
-    assert leftovers(tmp_path / "sub") == ["x.gif"]
-    with pytest.raises(KeyError), atomic_path(tmp_path / "y.png") as tmp:
-        tmp.write_bytes(b"half")
-        raise KeyError("fail")
-    assert "y.png" not in leftovers(tmp_path) and len(leftovers(tmp_path)) == 1
-    assert video_files.pad_to_even(np.zeros((1, 3, 5, 3), np.uint8)).shape == (1, 4, 6, 3)

@@ -1,5 +1,15 @@
 from __future__ import annotations
 
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
 import torch
 
 from s2dm_lightning.data.datasets import VideoRecord
@@ -8,6 +18,8 @@ from s2dm_lightning.data.flow_cache import FlowCache
 from s2dm_lightning.data.preprocess import preprocess_flows
 from s2dm_lightning.flow_format import identity_condition
 from tests.data.conftest import moving_texture_video, write_avi, write_frames
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _records(tmp_path) -> list[VideoRecord]:
@@ -51,3 +63,64 @@ def test_worker_processes(tmp_path):
     summary = preprocess_flows(records, cache, num_workers=2, progress=False)
     assert summary.done == 2 and {v for v, _ in summary.failed} == {"c", "d"}
     assert cache.load("a", expected_frames=6).shape == (6, 3, 8, 8)
+
+
+def _cached(cache: Path) -> list[Path]:
+    return [p for p in cache.glob("*.pt") if not p.name.startswith(".")]  # not a killed write's temp file
+
+
+def _marked_processes(marker: bytes) -> dict[int, str]:
+    """pid -> command line of every live process whose environment holds ``marker``."""
+    found = {}
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if marker in environ.read_bytes().split(b"\0"):
+                cmdline = (environ.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                found[int(environ.parent.name)] = cmdline[:160]
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="scans /proc for the processes left behind")
+def test_no_process_survives_a_killed_preprocess_and_the_rerun_resumes(tmp_path):
+    num_videos = 120  # 2 workers need a few seconds for them: the kill lands while they compute
+    cache = tmp_path / "cache"
+    command = [
+        sys.executable, "-m", "s2dm_lightning", "preprocess", "--config", str(REPO / "configs" / "synthetic.yaml"),
+        "--trainer.logger=false", f"--data.init_args.root={tmp_path / 'synthetic'}",
+        f"--data.init_args.num_videos={num_videos}", "--data.init_args.preprocess_workers=2",
+        f"--data.init_args.cache_dir={cache}",
+    ]
+    marker = f"S2DM_TEST_PREPROCESS_MARKER={uuid.uuid4().hex}".encode()
+    env = {**os.environ, **dict([marker.decode().split("=")]), "PYTHONPATH": str(REPO)}
+    main = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 240
+        while len(_cached(cache)) < 3:  # workers are computing
+            assert main.poll() is None, "preprocess ended before it could be killed"
+            assert time.monotonic() < deadline, "preprocess wrote no flows in time"
+            time.sleep(0.2)
+        children = set(_marked_processes(marker)) - {main.pid}
+        assert len(children) >= 3, f"expected workers, forkserver, resource tracker: {children}"
+        main.kill()  # SIGKILL: no cleanup in the main process; left unreaped (a zombie) while we look
+        deadline = time.monotonic() + 30
+        while (survivors := _marked_processes(marker)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not survivors, f"processes outlived the killed preprocess: {survivors}"
+    finally:
+        main.kill()
+        main.wait()
+        for pid in _marked_processes(marker):  # don't leave them on the machine if the test failed
+            os.kill(pid, signal.SIGKILL)
+
+    cached = len(_cached(cache))
+    assert 0 < cached < num_videos
+    rerun = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    line = re.search(r"flow preprocessing: (\d+) computed, (\d+) already cached, (\d+) failed", rerun.stdout)
+    assert line, rerun.stdout[-2000:]
+    computed, already, failed = map(int, line.groups())
+    assert (computed, already, failed) == (num_videos - cached, cached, 0)
+    assert len(_cached(cache)) == num_videos and not list(cache.glob(".*")), "temporary files were cleaned up"

@@ -9,7 +9,6 @@ import torch
 
 from s2dm_lightning.data import SyntheticDataModule
 from s2dm_lightning.evaluation import RandomConv3dFeatures, VideoMetricsCallback
-from s2dm_lightning.evaluation.io import atomic_write_text
 from tests.evaluation.helpers import FakeGenerator, cpu_trainer
 
 
@@ -65,15 +64,6 @@ def test_n_runs_in_one_process_reuse_the_real_statistics_in_memory(tmp_path, syn
     assert report["runs_completed"] == 2 and values[0] != values[1]
     assert report["summary"]["fvd_custom"]["mean"] == pytest.approx(sum(values) / 2)
     assert report["summary"]["fvd_custom"]["std"] == pytest.approx(abs(values[0] - values[1]) / 2)
-
-
-def test_atomic_write_leaves_the_old_file_on_failure(tmp_path):
-    target = tmp_path / "report.json"
-    atomic_write_text(target, "old")
-
-    with pytest.raises(TypeError):
-        atomic_write_text(target, 123)  # type: ignore[arg-type]
-    assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["report.json"]
 
 
 def test_num_test_videos_cycles_the_test_split(synthetic_root):

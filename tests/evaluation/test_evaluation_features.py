@@ -15,7 +15,7 @@ from s2dm_lightning.evaluation import (
     extract_features,
     quantize_to_uint8_levels,
 )
-from s2dm_lightning.evaluation.io import file_sha256
+from s2dm_lightning.io import file_sha256
 from s2dm_lightning.metrics import InceptionI3d
 from tests.evaluation.helpers import ClipDataModule, FakeGenerator, cpu_trainer
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
+import pytest
 import torch
 from torch.utils.data import default_collate
 
@@ -31,8 +33,10 @@ def test_cache_holds_every_frame_and_is_tied_to_the_vae(tiny_sd, tmp_path, synth
     model = _model(tiny_sd, tmp_path)
     records = _datamodule(synthetic_root).datasets["train"].records
     cache = LatentCache(tmp_path / "latents", vae_fingerprint(model.vae), FRAME_SIZE)
-    assert fill_latent_cache(cache, records, model.vae, progress=False) == len(records)
-    assert fill_latent_cache(cache, records, model.vae, progress=False) == 0, "a second run only resumes"
+    first = fill_latent_cache(cache, records, model.vae, progress=False)
+    assert (first.done, first.skipped, first.failed) == (len(records), 0, [])
+    again = fill_latent_cache(cache, records, model.vae, progress=False)
+    assert (again.done, again.skipped, again.failed) == (0, len(records), []), "a second run only resumes"
     mean, std = cache.load(records[0].video_id)
     frames = frames_to_tensor(read_video(records[0].path), FRAME_SIZE)
     with torch.no_grad():
@@ -65,8 +69,23 @@ def test_training_from_the_cache_matches_encoding_without_running_the_vae(tiny_s
     assert samples[0].shape[0] == 4  # 2 videos x frames_per_step 2
 
 
-def test_the_preprocess_subcommand_also_fills_the_latent_cache(tmp_path, tiny_sd, synthetic_root):
+def test_the_preprocess_subcommand_also_fills_the_latent_cache(tmp_path, tiny_sd, synthetic_root, capsys):
     config = latent_config(tmp_path, tiny_sd, synthetic_root)
     main(["preprocess", "--config", str(config)])
     meta = json.loads((tmp_path / "latents" / "meta.json").read_text())
     assert meta["resolution"] == FRAME_SIZE and len(list((tmp_path / "latents").glob("*.pt"))) == 5
+    assert "latent preprocessing: 5 computed, 0 already cached, 0 failed" in capsys.readouterr().out
+
+
+def test_a_video_that_cannot_be_encoded_is_named_and_training_stops(tiny_sd, tmp_path, synthetic_root, capsys):
+    model = _model(tiny_sd, tmp_path)
+    datamodule = _datamodule(synthetic_root)
+    records = datamodule.datasets["train"].records
+    records.append(replace(records[0], video_id="gone", path=tmp_path / "gone.mp4"))
+    model.prepare_latent_cache(datamodule, require_complete=False)  # the preprocess command: report, go on
+    out = capsys.readouterr().out
+    assert f"latent preprocessing: {len(records) - 1} computed, 0 already cached, 1 failed" in out
+    assert "FAILED gone: " in out and "gone.mp4" in out
+    with pytest.raises(RuntimeError, match=r"no latents for 1 training video\(s\) \(gone\)"):
+        model.prepare_latent_cache(datamodule)  # training: stop before the first step, naming the video
+    assert f"latent preprocessing: 0 computed, {len(records) - 1} already cached, 1 failed" in capsys.readouterr().out

@@ -21,7 +21,8 @@ def test_sample_writes_videos_and_contact_sheet_and_a_seed_repeats(tiny_checkpoi
     main(sample_args(tiny_checkpoints, tmp_path / "a", *flow_args, "--seed=4"))
     main(sample_args(tiny_checkpoints, tmp_path / "b", *flow_args, "--seed=4"))
     names = sorted(p.name for p in (tmp_path / "a").iterdir())
-    assert names == ["00_a_red_square_moves_up.gif", "00_a_red_square_moves_up.mp4", "contact_sheet.png", "samples.pt"]
+    stem = "00_a_red_square_moves_up-28fafa37be"  # spaces replaced, plus a hash of the prompt (no collisions)
+    assert names == [f"{stem}.gif", f"{stem}.mp4", "contact_sheet.png", "samples.pt"]
     first, again = (torch.load(tmp_path / d / "samples.pt", weights_only=False) for d in ("a", "b"))
     assert first["frames"].shape == (1, 4, 3, SIZE, SIZE) and first["prompts"] == ["a red square moves up"]
     assert torch.equal(first["frames"], again["frames"]) and torch.equal(first["flows"], again["flows"])
