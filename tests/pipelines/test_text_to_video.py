@@ -52,6 +52,7 @@ def test_a_seed_gives_the_same_video_twice():
     first = pipeline(PROMPTS[1:], seed=7, num_frames=4)
     again = pipeline(PROMPTS[1:], seed=7, num_frames=4)
     other = pipeline(PROMPTS[1:], seed=8, num_frames=4)
+    # the same call twice: the same computation, bit for bit
     assert torch.equal(first.frames, again.frames) and torch.equal(first.flows, again.flows)
     assert not torch.allclose(first.frames, other.frames)
     # video k is drawn from seed + k alone: it does not depend on the other prompts of the call (up to
