@@ -83,3 +83,30 @@ class UNetInputs:
 
     def _hook(self, module, args, kwargs):
         self.calls.append((args[0].detach().clone(), args[1].detach().clone(), kwargs["encoder_hidden_states"].detach()))
+
+
+# Float results of batches of different make-up. Bit equality holds only for the same computation: the
+# same batch make-up, seeds, machine and library build (sampling one batch twice). The same video sampled
+# in a batch of another size, on another DDP rank or with another CPU instruction set goes through
+# GEMM/conv kernels that block (and so sum) in another order: MKL's AVX-512 kernels choose by matrix
+# size. Each float32 layer then moves by a few eps (1.2e-7) of its values, and the sampler carries that
+# through its steps, times the guidance scale. The tests' samplers are 2-4 DDIM steps of tiny networks;
+# on their [-1, 1] pixels the float32-vs-float64 gap of the same computation (the rounding scale) is
+# 3.7e-5, and the measured batch-make-up differences are at most 1.4e-5 (Sapphire Rapids: AVX-512 + AMX)
+# and 2.0e-5 (an AVX-512 CPU without AMX). 1e-4 is ~3x the rounding scale and 1e4x below the ~1 that
+# another seed changes (checked by `unlike`). Not for long samplers of untrained networks: over 20 steps
+# at guidance 7.5 the random test UNet amplifies the same rounding to 3e-2 (a briefly trained one: 4.5e-6).
+BATCH_ROUNDING_ATOL = 1e-4
+
+
+def assert_equal_to_batch_rounding(actual: torch.Tensor, expected: torch.Tensor,
+                                   unlike: torch.Tensor | None = None) -> None:
+    """``actual == expected`` up to the float32 rounding of a batch of another make-up (see above).
+
+    ``unlike`` is a result that must differ from ``expected`` (another seed, run or z_T): it must be over
+    100 tolerances away, so that the tolerance cannot hide a wrong seed.
+    """
+    torch.testing.assert_close(actual, expected, atol=BATCH_ROUNDING_ATOL, rtol=0)
+    if unlike is not None:
+        gap = (unlike - expected).abs().amax().item()
+        assert gap > 100 * BATCH_ROUNDING_ATOL, f"'unlike' is only {gap:.2g} away: the comparison proves nothing"

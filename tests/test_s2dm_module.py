@@ -5,7 +5,7 @@ import torch
 
 from s2dm_lightning.flow_format import identity_condition
 from s2dm_lightning.models import S2DM
-from tests.conftest import HashTextEncoder, UNetInputs, fake_batch, tiny_unet
+from tests.conftest import HashTextEncoder, UNetInputs, assert_equal_to_batch_rounding, fake_batch, tiny_unet
 
 
 def make_model(fusion="both", **kwargs):
@@ -111,9 +111,8 @@ def test_shared_z_T_and_identical_flows_give_identical_frames(eta):
     batch["flow"] = identity_condition(8, 8).expand(2, 3, 3, 8, 8).clone()
     video = model.sample_videos(batch, torch.Generator().manual_seed(0))
     assert video.shape == (2, 3, 3, 8, 8)
-    for f in range(1, 3):
-        torch.testing.assert_close(video[:, f], video[:, 0], atol=1e-5, rtol=0)
-    assert not torch.allclose(video[0, 0], video[1, 0], atol=1e-3), "videos get their own z_T"
+    for f in range(1, 3):  # other rows of the network's batch: equal up to its rounding
+        assert_equal_to_batch_rounding(video[:, f], video[:, 0], unlike=video.flip(0)[:, 0])  # videos: own z_T
     independent = model.sample_videos(batch, torch.Generator().manual_seed(0), noise_sharing="independent")
     assert (independent[:, 1] - independent[:, 0]).abs().amax() > 1e-2
 
@@ -132,7 +131,7 @@ def test_same_seed_gives_same_video_and_flow_changes_frames():
     batch = fake_batch(num_videos=1, num_frames=3)
     a = model.sample_videos(batch, torch.Generator().manual_seed(5))
     b = model.sample_videos(batch, torch.Generator().manual_seed(5))
-    torch.testing.assert_close(a, b)
+    assert torch.equal(a, b), "the same batch and seed: the same computation, bit for bit"
     assert (a[:, 1] - a[:, 0]).abs().amax() > 1e-4, "different flows must give different frames"
 
 
@@ -170,6 +169,6 @@ def test_evaluation_seeds_follow_the_video_not_the_batch():
     together = model.predict_step(batch, batch_idx=0)["videos"]
     alone = {k: v[1:] for k, v in batch.items()}
     by_itself = model.predict_step(alone, batch_idx=7)["videos"]
-    torch.testing.assert_close(together[1:], by_itself)
+    # the same seeds in a batch of 2 and of 1: the same video up to float32 rounding (not bit for bit)
     model.evaluation_run = 1  # --n_runs: a new run draws new noise for the same video
-    assert not torch.allclose(model.predict_step(alone, batch_idx=7)["videos"], by_itself)
+    assert_equal_to_batch_rounding(together[1:], by_itself, unlike=model.predict_step(alone, batch_idx=7)["videos"])

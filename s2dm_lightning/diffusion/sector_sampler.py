@@ -43,7 +43,7 @@ def sector_ddim_sample(
         initial_noise: z_T, (B, C, H, W) shared by all frames or (B, F, C, H, W); drawn if None.
         noise_sharing: ``shared`` (S2DM) or ``independent`` (each frame its own z_T and draws).
     """
-    # Draws happen on the generator's device (a CPU generator gives the same video on any device).
+    # Draws happen on the generator's device (a CPU generator gives the same draws on any device).
     first = generator[0] if isinstance(generator, list) else generator
     noise_device = first.device if first is not None else device
 

@@ -314,7 +314,8 @@ class FlowGenerator(L.LightningModule):
 
         Frame 1 is set to the identity flow (occlusion 1) exactly: by definition it warps the
         reference frame onto itself. Draw noise with a CPU generator for the same flows on any device
-        (a list: one generator per sequence, so a sequence does not depend on its batch).
+        (a list: one generator per sequence, so a sequence does not depend on its batch beyond float32
+        rounding).
         """
         if reference_frames.dim() != 4 or reference_frames.shape[0] != len(captions):
             raise ValueError(f"need reference frames (B, 3, H, W) and B captions, got "

@@ -460,7 +460,8 @@ class S2DM(L.LightningModule):
 
         Video k of the dataset (``batch["sample_index"]``) of run r (``evaluation_run``, set by
         ``--n_runs``) is sampled with seed ``sampling_seed + 100003 * r + k``: the same video for
-        the same seed on any device, batch size or number of DDP ranks.
+        the same seed on any device, batch size or number of DDP ranks (bit for bit in the same
+        batch make-up; otherwise to float32 rounding, see docs/evaluation.md).
         """
         run = int(getattr(self, "evaluation_run", 0))
         num_videos = len(batch["caption"])

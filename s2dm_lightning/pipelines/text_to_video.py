@@ -192,7 +192,7 @@ class TwoStageTextToVideo:
             prompts: one prompt, or one per video.
             seed: video k's z_T and every other draw of video k come from its own CPU generator seeded
                 ``seed + k`` (or ``seed[k]`` for a list): the same prompt and seed give the same video
-                on any device, whatever other prompts share the call.
+                on any device, whatever other prompts share the call (to float32 rounding).
             num_frames: frames per video (ignored with ``reference_flows``).
             reference_flows: flows (B or 1, F, 3, h, w) of a reference video to use instead of
                 step (b) (motion transfer); resized to the S2DM's flow size.

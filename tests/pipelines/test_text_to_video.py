@@ -7,7 +7,7 @@ import torch
 
 from s2dm_lightning.flow_format import identity_condition
 from s2dm_lightning.pipelines import TwoStageS2DM, TwoStageTextToVideo
-from tests.conftest import UNetInputs, fake_batch
+from tests.conftest import UNetInputs, assert_equal_to_batch_rounding, fake_batch
 from tests.pipelines.conftest import SIZE, tiny_flow_generator, tiny_s2dm
 
 PROMPTS = ["a red square moves up", "a blue circle moves to the left"]
@@ -40,10 +40,11 @@ def test_reference_frame_and_video_start_from_the_same_z_T(eta):
     for frame in range(f):
         torch.testing.assert_close(flow_sample[:b, 3:, frame], out.reference_frames)
     # step (c) is conditioned on the generated flows; frame 1 (identity flow, same z_T and, with eta > 0,
-    # the same later draws) reproduces the reference frame
+    # the same later draws) reproduces the reference frame, up to rounding: (a) ran a batch of b frames,
+    # (c) one of b * f
     assert out.frames.shape == (b, f, 3, SIZE, SIZE) and out.flows.shape == (b, f, 3, SIZE, SIZE)
     assert torch.equal(out.flows[:, 0], identity_condition(SIZE, SIZE).expand(b, 3, SIZE, SIZE))
-    torch.testing.assert_close(out.frames[:, 0], out.reference_frames, atol=1e-5, rtol=0)
+    assert_equal_to_batch_rounding(out.frames[:, 0], out.reference_frames, unlike=out.reference_frames.flip(0))
 
 
 def test_a_seed_gives_the_same_video_twice():
@@ -51,11 +52,13 @@ def test_a_seed_gives_the_same_video_twice():
     first = pipeline(PROMPTS[1:], seed=7, num_frames=4)
     again = pipeline(PROMPTS[1:], seed=7, num_frames=4)
     other = pipeline(PROMPTS[1:], seed=8, num_frames=4)
+    # the same call twice: the same computation, bit for bit
     assert torch.equal(first.frames, again.frames) and torch.equal(first.flows, again.flows)
     assert not torch.allclose(first.frames, other.frames)
-    # video k is drawn from seed + k alone: it does not depend on the other prompts of the call
+    # video k is drawn from seed + k alone: it does not depend on the other prompts of the call (up to
+    # the rounding of a batch of 2 instead of 1)
     pair = pipeline(PROMPTS, seed=6, num_frames=4)
-    torch.testing.assert_close(pair.frames[1:], first.frames, atol=1e-5, rtol=0)
+    assert_equal_to_batch_rounding(pair.frames[1:], first.frames, unlike=other.frames)
     assert pair.seeds == [6, 7]
 
 
