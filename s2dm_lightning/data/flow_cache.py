@@ -31,6 +31,7 @@ import torch
 from s2dm_lightning.data.file_cache import PerVideoFileCache, atomic_write_bytes
 from s2dm_lightning.data.flow import FlowSettings
 from s2dm_lightning.flow_format import FLOW_CHANNELS, identity_grid
+from s2dm_lightning.safe_load import load_torch_data
 
 CACHE_FORMAT = 1
 
@@ -82,8 +83,8 @@ class FlowCache(PerVideoFileCache):
                 f"no cached flow for video '{video_id}' at '{path}'; run the datamodule's prepare_data() "
                 "or the `preprocess` subcommand first"
             )
+        payload = load_torch_data(path, "flow cache file")  # pickle-free; the error names the file
         try:
-            payload = torch.load(path, map_location="cpu", weights_only=True)
             displacement = payload["displacement"]
             num_frames = int(payload["num_frames"])
         except Exception as error:  # a foreign or damaged file

@@ -37,6 +37,7 @@ from tqdm.auto import tqdm
 from s2dm_lightning.data.datasets import VideoRecord, frames_to_tensor
 from s2dm_lightning.data.file_cache import PerVideoFileCache, atomic_write_bytes
 from s2dm_lightning.data.video_io import read_video
+from s2dm_lightning.safe_load import load_torch_data
 
 log = logging.getLogger(__name__)
 
@@ -92,8 +93,8 @@ class LatentCache(PerVideoFileCache):
         path = self.path_for(video_id)
         if not path.exists():
             raise FileNotFoundError(f"no cached latents for video '{video_id}' at '{path}'")
+        payload = load_torch_data(path, "latent cache file")  # pickle-free; the error names the file
         try:
-            payload = torch.load(path, map_location="cpu", weights_only=True)
             return payload["mean"].float(), payload["std"].float()
         except Exception as error:
             raise ValueError(f"latent cache file '{path}' is unreadable ({type(error).__name__}: {error})") from error

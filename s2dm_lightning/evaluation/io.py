@@ -1,8 +1,8 @@
-"""Atomic file writes and file hashes: a reader never sees a half-written report or cache file."""
+"""Atomic file writes: a reader never sees a half-written report or cache file (file hashes:
+:func:`s2dm_lightning.safe_load.file_sha256`)."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 from collections.abc import Callable
@@ -46,12 +46,3 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 def atomic_torch_save(path: str | os.PathLike, payload: object) -> Path:
     """``torch.save(payload)`` to ``path`` atomically."""
     return atomic_write(path, lambda tmp: torch.save(payload, tmp))
-
-
-def file_sha256(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(chunk_size):
-            digest.update(chunk)
-    return digest.hexdigest()

@@ -11,6 +11,7 @@ from torch import nn
 from s2dm_lightning.metrics.base import VideoFeatureMetric
 from s2dm_lightning.metrics.functional import frechet_distance, mean_cov_from_sums
 from s2dm_lightning.metrics.i3d import I3D_NUM_CLASSES
+from s2dm_lightning.safe_load import load_torch_data
 
 
 class FeatureStatistics(NamedTuple):
@@ -195,8 +196,8 @@ class FrechetVideoDistance(VideoFeatureMetric):
         Returns:
             The stored metadata dict.
         """
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-        if int(payload.get("feature_dim", -1)) != self.feature_dim:
+        payload = load_torch_data(path, "real-statistics file")
+        if not isinstance(payload, dict) or int(payload.get("feature_dim", -1)) != self.feature_dim:
             raise ValueError(
                 f"{path} holds {payload.get('feature_dim')}-d statistics, metric has {self.feature_dim}"
             )
