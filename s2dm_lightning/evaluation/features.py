@@ -167,8 +167,8 @@ def _i3d_notice(name: str, sha: str, loaded_as: str) -> str:
                 f"(sha256 {sha[:12]}..., a state dict loaded strictly), 400-d logits averaged over time; "
                 "not verified to be the weights of the FVD reference (its hash is not a known one).")
     return (f"FVD/KVD with the TorchScript program {name} (sha256 {sha[:12]}..., run because "
-            f"{ALLOW_TORCHSCRIPT_CONFIG_KEY} is true); not identified as the FVD-standard I3D "
-            "(its hash is not a known one), so comparable with published FVD/KVD only if it is that file.")
+            f"{ALLOW_TORCHSCRIPT_CONFIG_KEY} is true), not identified as the I3D of the FVD reference "
+            "(its hash is not a known one): comparable with published FVD/KVD only if it is that network.")
 
 
 def _load_extractor_file(path: str, allow_torchscript: bool) -> tuple[nn.Module, dict[str, str]]:

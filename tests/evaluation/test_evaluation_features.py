@@ -14,8 +14,13 @@ from s2dm_lightning.evaluation import (
     extract_features,
     quantize_to_uint8_levels,
 )
-from s2dm_lightning.safe_load import LOADED_AS_DATA, LOADED_TORCHSCRIPT_OPTED_IN, ReceivedFileError, file_sha256
 from s2dm_lightning.metrics import InceptionI3d
+from s2dm_lightning.safe_load import (
+    LOADED_AS_DATA,
+    LOADED_TORCHSCRIPT_OPTED_IN,
+    ReceivedFileError,
+    file_sha256,
+)
 from tests.evaluation.helpers import ClipDataModule, FakeGenerator, cpu_trainer
 
 
