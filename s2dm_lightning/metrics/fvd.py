@@ -45,6 +45,7 @@ class FrechetVideoDistance(VideoFeatureMetric):
         value_range: see :class:`~s2dm_lightning.metrics.base.VideoFeatureMetric`.
         layout: see :class:`~s2dm_lightning.metrics.base.VideoFeatureMetric`.
         resize_convention: see :class:`~s2dm_lightning.metrics.base.VideoFeatureMetric`.
+        allow_torchscript: see :class:`~s2dm_lightning.metrics.base.VideoFeatureMetric`.
         reset_real_features: whether ``reset()`` also clears the real-side states.
         kwargs: passed to :class:`torchmetrics.Metric`.
     """
@@ -60,6 +61,7 @@ class FrechetVideoDistance(VideoFeatureMetric):
         layout: str = "BTHWC",
         resize_convention: str = "tf1",
         reset_real_features: bool = True,
+        allow_torchscript: bool = False,
         **kwargs,
     ) -> None:
         super().__init__(
@@ -69,6 +71,7 @@ class FrechetVideoDistance(VideoFeatureMetric):
             layout,
             resize_convention,
             reset_real_features,
+            allow_torchscript,
             **kwargs,
         )
         if feature_dim < 1:

@@ -35,6 +35,7 @@ class KernelVideoDistance(VideoFeatureMetric):
         value_range: see :class:`~s2dm_lightning.metrics.base.VideoFeatureMetric`.
         layout: see :class:`~s2dm_lightning.metrics.base.VideoFeatureMetric`.
         resize_convention: see :class:`~s2dm_lightning.metrics.base.VideoFeatureMetric`.
+        allow_torchscript: see :class:`~s2dm_lightning.metrics.base.VideoFeatureMetric`.
         reset_real_features: whether ``reset()`` also clears the real features.
         kwargs: passed to :class:`torchmetrics.Metric`.
     """
@@ -55,6 +56,7 @@ class KernelVideoDistance(VideoFeatureMetric):
         layout: str = "BTHWC",
         resize_convention: str = "tf1",
         reset_real_features: bool = True,
+        allow_torchscript: bool = False,
         **kwargs,
     ) -> None:
         super().__init__(
@@ -64,6 +66,7 @@ class KernelVideoDistance(VideoFeatureMetric):
             layout,
             resize_convention,
             reset_real_features,
+            allow_torchscript,
             **kwargs,
         )
         if subsets < 1:
