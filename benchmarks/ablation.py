@@ -65,7 +65,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--output_dir", default="outputs/ablation")
     p.add_argument("--data_root", default=None, help="synthetic dataset folder (default: the config's)")
     p.add_argument("--feature_network", default=None,
-                   help="TorchScript feature network (default <output_dir>/synthetic_features.pt; trained if missing)")
+                   help="feature network, safetensors (default <output_dir>/synthetic_features.safetensors; trained if missing)")
     p.add_argument("--feature_config", default="configs/synthetic_features.yaml")
     p.add_argument("--feature_max_steps", type=int, default=None, help="feature network steps (default: its config's)")
     p.add_argument("--batch_size", type=int, default=8, help="videos per sampling call")
@@ -197,8 +197,8 @@ def evaluate_once(run: dict, run_dir: Path, model, datamodule, extractor, featur
 
 
 def feature_network(args: argparse.Namespace, output_dir: Path) -> tuple[Path, dict]:
-    """The TorchScript feature network; trained (in a subprocess) when its file is missing."""
-    path = Path(args.feature_network or output_dir / "synthetic_features.pt")
+    """The feature network (safetensors); trained (in a subprocess) when its file is missing."""
+    path = Path(args.feature_network or output_dir / "synthetic_features.safetensors")
     if not path.is_file():
         command = [sys.executable, "-m", "s2dm_lightning.evaluation.synthetic_features", "--config",
                    args.feature_config, f"--model.init_args.export_path={path}",

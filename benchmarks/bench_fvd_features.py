@@ -56,12 +56,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 = steady on a shared machine)")
     parser.add_argument("--i3d_weights", default=None, help="i3d_pretrained_400.pt or i3d_torchscript.pt (optional)")
+    parser.add_argument("--allow_torchscript", action="store_true",
+                        help="allow a TorchScript --i3d_weights (it runs its own code; only a file you trust)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     weights = resolve_i3d_weights(args.i3d_weights)
     trained = weights is not None and Path(weights).is_file()
-    network = load_i3d(weights) if trained else InceptionI3d().eval()
+    network = load_i3d(weights, allow_torchscript=args.allow_torchscript) if trained else InceptionI3d().eval()
     videos = torch.randint(0, 256, (args.videos, args.frames, args.size, args.size, 3), dtype=torch.uint8)
     sides = {
         "reference": lambda v: network(reference_preprocess(v)),

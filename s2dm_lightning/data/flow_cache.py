@@ -32,6 +32,7 @@ from s2dm_lightning.data.file_cache import PerVideoFileCache
 from s2dm_lightning.data.flow import FlowSettings
 from s2dm_lightning.flow_format import FLOW_CHANNELS, identity_grid
 from s2dm_lightning.io import atomic_torch_save
+from s2dm_lightning.safe_load import load_torch_data
 
 CACHE_FORMAT = 1
 
@@ -83,8 +84,8 @@ class FlowCache(PerVideoFileCache):
                 f"no cached flow for video '{video_id}' at '{path}'; run the datamodule's prepare_data() "
                 "or the `preprocess` subcommand first"
             )
+        payload = load_torch_data(path, "flow cache file")  # pickle-free; the error names the file
         try:
-            payload = torch.load(path, map_location="cpu", weights_only=True)
             displacement = payload["displacement"]
             num_frames = int(payload["num_frames"])
         except Exception as error:  # a foreign or damaged file

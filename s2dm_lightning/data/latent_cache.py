@@ -39,6 +39,7 @@ from s2dm_lightning.data.file_cache import PerVideoFileCache
 from s2dm_lightning.data.preprocess import PreprocessSummary
 from s2dm_lightning.data.video_io import read_video
 from s2dm_lightning.io import atomic_torch_save
+from s2dm_lightning.safe_load import load_torch_data
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +95,8 @@ class LatentCache(PerVideoFileCache):
         path = self.path_for(video_id)
         if not path.exists():
             raise FileNotFoundError(f"no cached latents for video '{video_id}' at '{path}'")
+        payload = load_torch_data(path, "latent cache file")  # pickle-free; the error names the file
         try:
-            payload = torch.load(path, map_location="cpu", weights_only=True)
             return payload["mean"].float(), payload["std"].float()
         except Exception as error:
             raise ValueError(f"latent cache file '{path}' is unreadable ({type(error).__name__}: {error})") from error

@@ -50,6 +50,7 @@ from s2dm_lightning.data.preprocess import PreprocessSummary
 from s2dm_lightning.data.video_io import count_frames
 from s2dm_lightning.flow_format import identity_condition, identity_grid
 from s2dm_lightning.io import safe_file_stem
+from s2dm_lightning.safe_load import load_numpy, load_torch_data
 
 if TYPE_CHECKING:
     from s2dm_lightning.data.datasets import VideoRecord
@@ -106,20 +107,13 @@ def load_regionmm_file(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     """Grid (L, h, w, 2) and occlusion (L, h, w, 1), float32, from a RegionMM file."""
     path = Path(path)
     suffix = path.suffix.lower()
-    try:
-        if suffix == ".npy":
-            payload: Any = np.load(path, allow_pickle=False)
-        elif suffix == ".npz":
-            with np.load(path, allow_pickle=False) as archive:
-                payload = {key: archive[key] for key in archive.files}
-        elif suffix in (".pt", ".pth"):
-            payload = torch.load(path, map_location="cpu", weights_only=True)
-        else:
-            raise ValueError(f"unsupported suffix (expected one of {REGIONMM_SUFFIXES})")
-    except ValueError as error:
-        raise ValueError(f"RegionMM file '{path}' is unreadable: {error}") from error
-    except Exception as error:
-        raise ValueError(f"RegionMM file '{path}' is unreadable ({type(error).__name__}: {error})") from error
+    # Pickle-free loaders (numpy allow_pickle=False, torch weights_only=True); errors name the file.
+    if suffix in (".npy", ".npz"):
+        payload: Any = load_numpy(path, "RegionMM file")
+    elif suffix in (".pt", ".pth"):
+        payload = load_torch_data(path, "RegionMM file")
+    else:
+        raise ValueError(f"RegionMM file '{path}' is unreadable: unsupported suffix (expected one of {REGIONMM_SUFFIXES})")
     if isinstance(payload, dict):
         grid = _channels_last(_as_array(_pick(payload, GRID_KEYS, path), path, "grid"), 2, path, "grid")
         occlusion = _as_array(_pick(payload, OCCLUSION_KEYS, path), path, "occlusion")

@@ -75,7 +75,11 @@ class VideoMetricsCallback(pl.Callback):
             (smoke runs only: the numbers are NOT FVD/KVD and are named so).
         feature_extractor: custom feature network (class_path/init_args), mapping (B, F, 3, H, W) in
             [-1, 1] to (B, d); e.g. ``s2dm_lightning.evaluation.RandomConv3dFeatures`` for fast tests.
-        feature_extractor_file: a TorchScript file holding such a network (alternative to the above).
+        feature_extractor_file: a file holding such a network (alternative to the above): a safetensors file
+            of :mod:`s2dm_lightning.evaluation.synthetic_features`, or TorchScript (needs ``allow_torchscript``).
+        allow_torchscript: allow a TorchScript file (a program, which runs its own code) as ``i3d_weights`` or
+            ``feature_extractor_file``; only for files you trust. Without it only pickle-free state dicts
+            (and TorchScript files whose SHA-256 is a known one) load. The report records which way it loaded.
         metric_suffix: metric-name suffix of a custom extractor (``fvd_<suffix>``); default ``custom``.
         num_videos: N, the number of generated videos in ``test`` (the paper: 2048): the test clips'
             conditions are cycled to N items, with new seeds on every repetition. None: one per test
@@ -98,6 +102,7 @@ class VideoMetricsCallback(pl.Callback):
         allow_random_backbone: bool = False,
         feature_extractor: nn.Module | None = None,
         feature_extractor_file: str | None = None,
+        allow_torchscript: bool = False,
         metric_suffix: str | None = None,
         num_videos: int | None = None,
         kvd_subsets: int = 1,
@@ -124,6 +129,7 @@ class VideoMetricsCallback(pl.Callback):
         self.i3d_weights, self.allow_random_backbone = i3d_weights, allow_random_backbone
         self.feature_extractor, self.feature_extractor_file = feature_extractor, feature_extractor_file
         self.metric_suffix, self.resize_convention = metric_suffix, resize_convention
+        self.allow_torchscript = allow_torchscript
         self.num_videos = num_videos
         self.kvd_subsets, self.kvd_subset_size, self.kvd_seed = kvd_subsets, kvd_subset_size, kvd_seed
         self.real_stats_cache_dir, self.report_path = real_stats_cache_dir, report_path
@@ -151,6 +157,7 @@ class VideoMetricsCallback(pl.Callback):
             self._backbone = build_backbone(
                 self.i3d_weights, self.allow_random_backbone, self.feature_extractor,
                 self.feature_extractor_file, self.metric_suffix, self.resize_convention,
+                allow_torchscript=self.allow_torchscript,
             )
         return self._backbone
 

@@ -17,17 +17,29 @@ from typing import Any
 import torch
 from torch import nn
 
+from s2dm_lightning.evaluation.synthetic_features import load_feature_extractor
 from s2dm_lightning.io import file_sha256
 from s2dm_lightning.metrics.i3d import (
+    ALLOW_TORCHSCRIPT_CONFIG_KEY,
     I3D_WEIGHTS_CONFIG_KEY,
     I3DFeatureExtractor,
     InceptionI3d,
+    TorchScriptI3D,
     _missing_weights_message,
-    is_torchscript_file,
     load_i3d,
     resolve_i3d_weights,
 )
 from s2dm_lightning.metrics.preprocess import I3D_SIZE
+from s2dm_lightning.safe_load import (
+    KNOWN_TORCHSCRIPT_SHA256,
+    LOADED_AS_DATA,
+    LOADED_TORCHSCRIPT_KNOWN,
+    is_torchscript_file,
+    load_torchscript,
+)
+
+#: Config key of a custom feature network's file.
+FEATURE_EXTRACTOR_FILE_KEY = "metrics.feature_extractor_file"
 
 #: What every extractor receives.
 EXTRACTOR_INPUT = "(B, F, 3, H, W) float32 in [-1, 1], quantized to uint8 levels"
@@ -109,7 +121,9 @@ class FeatureBackbone:
         metric_suffix: appended to ``fvd`` / ``kvd`` in logged names ("" only for the trained I3D).
         identity: plain values identifying the network and its preprocessing (cache key, report).
         notice: one sentence for the report's first line saying what the numbers are.
-        weights: ``{"path", "sha256"}`` of the weight file, if any.
+        weights: ``{"path", "sha256", "loaded_as"}`` of the weight file, if any; ``loaded_as`` is how it
+            was loaded (a ``LOADED_*`` value of :mod:`s2dm_lightning.safe_load`: pickle-free data,
+            TorchScript on opt-in, or TorchScript with a known hash).
     """
 
     module: nn.Module
@@ -143,6 +157,31 @@ def _i3d_preprocessing(resize_convention: str) -> dict[str, Any]:
             "layout": "(B, 3, T, H, W)"}
 
 
+def _i3d_notice(name: str, sha: str, loaded_as: str) -> str:
+    """The report's first line for an I3D weight file: "FVD-standard" only for a file whose hash we know."""
+    if loaded_as == LOADED_TORCHSCRIPT_KNOWN:
+        return (f"FVD/KVD with the FVD-standard Kinetics-400 I3D ({KNOWN_TORCHSCRIPT_SHA256[sha]}: {name}, "
+                f"sha256 {sha[:12]}...), 400-d logits averaged over time.")
+    if loaded_as == LOADED_AS_DATA:
+        return (f"FVD/KVD with the Kinetics-400 I3D network of the FVD reference and the weights of {name} "
+                f"(sha256 {sha[:12]}..., a state dict loaded strictly), 400-d logits averaged over time; "
+                "not verified to be the weights of the FVD reference (its hash is not a known one).")
+    return (f"FVD/KVD with the TorchScript program {name} (sha256 {sha[:12]}..., run because "
+            f"{ALLOW_TORCHSCRIPT_CONFIG_KEY} is true), not identified as the I3D of the FVD reference "
+            "(its hash is not a known one): comparable with published FVD/KVD only if it is that network.")
+
+
+def _load_extractor_file(path: str, allow_torchscript: bool) -> tuple[nn.Module, dict[str, str]]:
+    """A custom extractor from ``metrics.feature_extractor_file`` and its ``{"path", "sha256", "loaded_as"}``."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{FEATURE_EXTRACTOR_FILE_KEY}='{path}' does not exist")
+    if is_torchscript_file(path):
+        loaded = load_torchscript(path, FEATURE_EXTRACTOR_FILE_KEY, allow_torchscript, ALLOW_TORCHSCRIPT_CONFIG_KEY)
+        return _ScriptedExtractor(loaded.module), {"path": path, "sha256": loaded.sha256, "loaded_as": loaded.loaded_as}
+    module = load_feature_extractor(path, FEATURE_EXTRACTOR_FILE_KEY)
+    return module, {"path": path, "sha256": file_sha256(path), "loaded_as": LOADED_AS_DATA}
+
+
 def build_backbone(
     i3d_weights: str | None = None,
     allow_random_backbone: bool = False,
@@ -151,6 +190,7 @@ def build_backbone(
     metric_suffix: str | None = None,
     resize_convention: str = "tf1",
     random_seed: int = 0,
+    allow_torchscript: bool = False,
 ) -> FeatureBackbone:
     """Choose the feature network: a custom extractor if given, else the I3D from its weight file
     (``i3d_weights`` or ``$S2DM_I3D_WEIGHTS``), else an untrained I3D if ``allow_random_backbone``.
@@ -159,10 +199,14 @@ def build_backbone(
         i3d_weights: the config value of ``metrics.i3d_weights``.
         allow_random_backbone: permit an untrained I3D when no weight file is found.
         feature_extractor: a custom module, (B, F, 3, H, W) in [-1, 1] -> (B, d).
-        feature_extractor_file: a TorchScript file holding such a module.
+        feature_extractor_file: a file holding such a module: a safetensors file written by
+            :func:`s2dm_lightning.evaluation.synthetic_features.export_feature_extractor`, or a
+            TorchScript file (only with ``allow_torchscript``).
         metric_suffix: suffix of the metric names of a custom extractor (default ``"custom"``).
         resize_convention: I3D resize convention, ``"tf1"`` (the TF FVD reference) or ``"torch"``.
         random_seed: seed of the untrained I3D's weights.
+        allow_torchscript: allow TorchScript files (programs) as ``i3d_weights`` or
+            ``feature_extractor_file`` (``metrics.allow_torchscript``).
 
     Raises:
         FileNotFoundError: no weights and no opt-in; the message says where to get the file.
@@ -181,11 +225,10 @@ def build_backbone(
             module, weights = feature_extractor, None
         else:
             path = os.path.expanduser(str(feature_extractor_file))
-            if not os.path.isfile(path):
-                raise FileNotFoundError(f"metrics.feature_extractor_file={feature_extractor_file!r} does not exist")
-            name, sha = path, file_sha256(path)
-            identity = {"kind": "custom_torchscript", "sha256": sha}
-            module, weights = _ScriptedExtractor(torch.jit.load(path, map_location="cpu")), {"path": path, "sha256": sha}
+            module, weights = _load_extractor_file(path, allow_torchscript)
+            name = path
+            identity = {"kind": "custom_" + ("torchscript" if is_torchscript_file(path) else "state_dict"),
+                        "sha256": weights["sha256"]}
         identity["input"] = EXTRACTOR_INPUT
         notice = (f"NOT FVD/KVD: features from the custom extractor {name}, not the FVD I3D network; "
                   "these numbers are not comparable with published FVD/KVD.")
@@ -193,15 +236,15 @@ def build_backbone(
 
     path = resolve_i3d_weights(i3d_weights)
     if path is not None and os.path.isfile(path):
+        network = load_i3d(path, allow_torchscript=allow_torchscript)
         sha = file_sha256(path)
-        network = load_i3d(path)
-        fmt = "torchscript" if is_torchscript_file(path) else "state_dict"
+        loaded_as = network.loaded_as if isinstance(network, TorchScriptI3D) else LOADED_AS_DATA
+        fmt = "torchscript" if isinstance(network, TorchScriptI3D) else "state_dict"
         identity = {"kind": "i3d", "format": fmt, "sha256": sha, "bn_eps": 1e-3,
                     "input": EXTRACTOR_INPUT, **_i3d_preprocessing(resize_convention)}
-        notice = (f"FVD/KVD with the FVD-standard Kinetics-400 I3D ({os.path.basename(path)}, "
-                  f"sha256 {sha[:12]}...), 400-d logits averaged over time.")
+        notice = _i3d_notice(os.path.basename(path), sha, loaded_as)
         return FeatureBackbone(_i3d_extractor(network, resize_convention), "i3d", "", identity, notice,
-                               {"path": os.path.abspath(path), "sha256": sha})
+                               {"path": os.path.abspath(path), "sha256": sha, "loaded_as": loaded_as})
     if not allow_random_backbone:
         raise FileNotFoundError(missing_weights_message(path))
     with torch.random.fork_rng(devices=[]):

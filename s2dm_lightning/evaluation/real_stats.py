@@ -29,6 +29,7 @@ from s2dm_lightning.evaluation.distributed import gather_in_order
 from s2dm_lightning.evaluation.features import FeatureBackbone, extract_features
 from s2dm_lightning.io import atomic_torch_save
 from s2dm_lightning.metrics import FrechetVideoDistance
+from s2dm_lightning.safe_load import load_torch_data
 
 #: Bump when the way real statistics are computed changes, so old cache files stop matching.
 CACHE_FORMAT = 1
@@ -103,8 +104,8 @@ def load_cached(path: Path, key: dict[str, Any]) -> RealStatistics | None:
     """The statistics in ``path`` if it exists and was written for exactly ``key``, else None."""
     if not path.is_file():
         return None
-    payload = torch.load(path, map_location="cpu", weights_only=True)
-    if json.dumps(payload.get("key"), sort_keys=True) != json.dumps(key, sort_keys=True):
+    payload = load_torch_data(path, "real-statistics cache file")
+    if not isinstance(payload, dict) or json.dumps(payload.get("key"), sort_keys=True) != json.dumps(key, sort_keys=True):
         return None
     return RealStatistics.from_payload(payload)
 

@@ -2,14 +2,15 @@
 
 A small 3D-CNN is trained to classify the three attributes of a synthetic video (colour, shape,
 motion: three heads) from (B, F, 3, H, W) clips in [-1, 1]. Its penultimate layer (``feature_dim``
-values after a ReLU) is the feature of the FVD/KVD metrics: exported as TorchScript, the file is
+values after a ReLU) is the feature of the FVD/KVD metrics: exported as safetensors (weights only, no
+code, so it loads without any opt-in), the file is
 what ``metrics.feature_extractor_file`` (or ``FrechetVideoDistance(feature_extractor=...)`` with
 :func:`load_feature_extractor`) takes.
 
     python -m s2dm_lightning.evaluation.synthetic_features --config configs/synthetic_features.yaml
 
 trains it (a few CPU minutes), tests it on the held-out attribute combinations, writes the
-TorchScript file (``model.export_path``) and, beside it, a JSON with the test accuracy.
+safetensors file (``model.export_path``) and, beside it, a JSON with the test accuracy.
 ``python -m s2dm_lightning fit --config configs/synthetic_features.yaml`` trains and exports too
 (without the test). The data is its own synthetic dataset (another seed than ``data/synthetic``),
 so the network never sees the videos it later scores.
@@ -34,6 +35,7 @@ from s2dm_lightning.data.sampling import interval_frame_indices
 from s2dm_lightning.data.synthetic import COLORS, MOTIONS, SHAPES, generate_synthetic_dataset
 from s2dm_lightning.data.video_io import count_frames, read_video
 from s2dm_lightning.io import atomic_path, atomic_write_text, file_sha256
+from s2dm_lightning.safe_load import ReceivedFileError, load_safetensors
 
 #: The attributes and their classes, in the order of the network's heads.
 ATTRIBUTES: dict[str, tuple[str, ...]] = {"color": tuple(COLORS), "shape": tuple(SHAPES), "motion": tuple(MOTIONS)}
@@ -166,7 +168,7 @@ class SyntheticFeatureNet(nn.Module):
         self.pool = nn.AdaptiveAvgPool3d((1, 2, 2))
         self.embed = nn.Linear(4 * channels[-1], feature_dim)
         self.heads = nn.ModuleList([nn.Linear(feature_dim, len(c)) for c in ATTRIBUTES.values()])
-        self.num_features = feature_dim
+        self.num_features, self.width = feature_dim, width
 
     def forward(self, videos: torch.Tensor) -> torch.Tensor:
         """Features (B, feature_dim) of (B, F, 3, H, W) videos in [-1, 1]."""
@@ -175,7 +177,6 @@ class SyntheticFeatureNet(nn.Module):
         x = self.body(videos.float().permute(0, 2, 1, 3, 4))
         return torch.relu(self.embed(self.pool(x).flatten(1)))
 
-    @torch.jit.export
     def classify(self, videos: torch.Tensor) -> list[torch.Tensor]:
         """Logits per attribute (colour, shape, motion), each (B, num_classes)."""
         feats = self.forward(videos)
@@ -193,7 +194,7 @@ class SyntheticFeatureClassifier(L.LightningModule):
         width: channels of the first convolution.
         learning_rate: AdamW learning rate.
         weight_decay: AdamW weight decay.
-        export_path: write the TorchScript feature extractor here at the end of ``fit`` (None = don't).
+        export_path: write the feature network (safetensors) here at the end of ``fit`` (None = don't).
     """
 
     def __init__(self, feature_dim: int = 64, width: int = 16, learning_rate: float = 2e-3,
@@ -238,27 +239,30 @@ class SyntheticFeatureClassifier(L.LightningModule):
 
 
 def export_feature_extractor(net: SyntheticFeatureNet, path: str | Path, info: dict[str, Any] | None = None) -> Path:
-    """Write ``net`` as a TorchScript feature extractor to ``path`` (atomically) and ``<path>.json``.
+    """Write ``net``'s weights as safetensors to ``path`` (atomically) and a description to ``<path>.json``.
+
+    Safetensors holds tensors only (no code), so the file loads without any opt-in; its header
+    records the network's ``feature_dim`` and ``width``, which :func:`load_feature_extractor` rebuilds.
 
     Args:
-        net: the trained network (copied to CPU, eval mode; the original is left as it was).
-        path: the TorchScript file, e.g. ``outputs/synthetic_features/synthetic_features.pt``.
+        net: the trained network.
+        path: the weights file, e.g. ``outputs/synthetic_features/synthetic_features.safetensors``.
         info: extra plain values for the JSON (e.g. the test accuracy).
 
     Returns:
         ``path``.
     """
+    from safetensors.torch import save_file
+
     path = Path(path)
-    was_training, device = net.training, next(net.parameters()).device
-    try:
-        scripted = torch.jit.script(net.cpu().eval())
-        with atomic_path(path) as tmp:
-            torch.jit.save(scripted, str(tmp))
-    finally:
-        net.to(device).train(was_training)
-    meta = {"format": "torchscript", "input": "(B, F, 3, H, W) float in [-1, 1]",
+    tensors = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+    header = {"class": SyntheticFeatureNet.__name__, "feature_dim": str(net.num_features), "width": str(net.width)}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=header)
+    meta = {"format": "safetensors", "class": SyntheticFeatureNet.__name__, "input": "(B, F, 3, H, W) float in [-1, 1]",
             "output": f"(B, {net.num_features}) penultimate-layer features", "feature_dim": net.num_features,
-            "attributes": {k: list(v) for k, v in ATTRIBUTES.items()}, "sha256": file_sha256(path), **(info or {})}
+            "width": net.width, "attributes": {k: list(v) for k, v in ATTRIBUTES.items()},
+            "sha256": file_sha256(path), **(info or {})}
     old = metadata_path(path)
     if old.is_file():  # keep what an earlier step wrote (the test accuracy) unless given anew
         try:
@@ -274,18 +278,38 @@ def metadata_path(path: str | Path) -> Path:
     return Path(str(path) + ".json")
 
 
-def load_feature_extractor(path: str | Path) -> nn.Module:
-    """Load an exported feature extractor (TorchScript) on CPU in eval mode: (B, F, 3, H, W) -> (B, d).
+def load_feature_extractor(path: str | Path, key: str | None = None) -> SyntheticFeatureNet:
+    """Load an exported feature network (safetensors) on CPU in eval mode: (B, F, 3, H, W) -> (B, d).
 
-    Raises ``FileNotFoundError`` with the command that makes it when the file is missing.
+    Args:
+        path: the file written by :func:`export_feature_extractor`.
+        key: the config key or option that named it (for the errors).
+
+    Raises ``FileNotFoundError`` with the command that makes it when the file is missing, and
+    :class:`~s2dm_lightning.safe_load.ReceivedFileError` naming the file when it is not such a file.
     """
+    from safetensors import safe_open
+
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(
             f"no synthetic feature network at '{path}'; train it with "
             "`python -m s2dm_lightning.evaluation.synthetic_features --config configs/synthetic_features.yaml`"
         )
-    return torch.jit.load(str(path), map_location="cpu").eval()
+    state = load_safetensors(path, key)
+    with safe_open(str(path), framework="pt") as handle:
+        header = handle.metadata() or {}
+    where = f"{key}='{path}'" if key else f"'{path}'"
+    if header.get("class") != SyntheticFeatureNet.__name__:
+        raise ReceivedFileError(f"{where} is not a feature network written by export_feature_extractor "
+                                f"(its header names class {header.get('class')!r}, expected 'SyntheticFeatureNet')")
+    try:
+        net = SyntheticFeatureNet(int(header["feature_dim"]), int(header["width"]))
+        net.load_state_dict(state, strict=True)
+    except (KeyError, ValueError, RuntimeError) as error:
+        raise ReceivedFileError(f"{where} does not hold a SyntheticFeatureNet: {' '.join(str(error).split())[:300]}"
+                                ) from error
+    return net.eval().requires_grad_(False)
 
 
 def train_feature_network(args: list[str]) -> dict[str, Any]:
@@ -293,7 +317,7 @@ def train_feature_network(args: list[str]) -> dict[str, Any]:
     ``["--config", "configs/synthetic_features.yaml", "--trainer.max_steps=2"]``).
 
     Returns:
-        ``{"path": TorchScript file, "test": {metric: value}}``; the JSON beside the file holds the same.
+        ``{"path": the safetensors file, "test": {metric: value}}``; the JSON beside the file holds the same.
     """
     from s2dm_lightning.cli import S2DMCLI
     from s2dm_lightning.evaluation.callback import VideoMetricsCallback

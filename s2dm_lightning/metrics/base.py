@@ -39,6 +39,8 @@ class VideoFeatureMetric(Metric):
             :mod:`s2dm_lightning.metrics.preprocess`.
         reset_real_features: whether ``reset()`` also clears the real-side states (False keeps them
             across validation epochs, as torchmetrics' FID does).
+        allow_torchscript: allow ``i3d_weights`` to be a TorchScript file (a program that runs its own
+            code); see :func:`~s2dm_lightning.metrics.i3d.load_i3d` and docs/loading_files.md.
         kwargs: passed to :class:`torchmetrics.Metric` (``sync_on_compute``, ``process_group``, ...).
     """
 
@@ -56,6 +58,7 @@ class VideoFeatureMetric(Metric):
         layout: str = "BTHWC",
         resize_convention: str = "tf1",
         reset_real_features: bool = True,
+        allow_torchscript: bool = False,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
@@ -69,7 +72,7 @@ class VideoFeatureMetric(Metric):
         self._extractor_box: tuple[nn.Module, ...] = () if feature_extractor is None else (feature_extractor,)
         self.i3d_weights = i3d_weights
         self.value_range, self.layout, self.resize_convention = value_range, layout, resize_convention
-        self.reset_real_features = reset_real_features
+        self.reset_real_features, self.allow_torchscript = reset_real_features, allow_torchscript
 
     @property
     def feature_extractor(self) -> nn.Module | None:
@@ -77,7 +80,7 @@ class VideoFeatureMetric(Metric):
         return self._extractor_box[0] if self._extractor_box else None
 
     def _default_extractor(self) -> nn.Module:
-        network = load_i3d(resolve_i3d_weights(self.i3d_weights))
+        network = load_i3d(resolve_i3d_weights(self.i3d_weights), allow_torchscript=self.allow_torchscript)
         return I3DFeatureExtractor(network, self.value_range, self.layout, self.resize_convention)
 
     def extract_features(self, inputs: torch.Tensor) -> torch.Tensor:

@@ -11,6 +11,7 @@ from torch import nn
 from s2dm_lightning.metrics.base import VideoFeatureMetric
 from s2dm_lightning.metrics.functional import frechet_distance, mean_cov_from_sums
 from s2dm_lightning.metrics.i3d import I3D_NUM_CLASSES
+from s2dm_lightning.safe_load import load_torch_data
 
 
 class FeatureStatistics(NamedTuple):
@@ -44,6 +45,7 @@ class FrechetVideoDistance(VideoFeatureMetric):
         value_range: see :class:`~s2dm_lightning.metrics.base.VideoFeatureMetric`.
         layout: see :class:`~s2dm_lightning.metrics.base.VideoFeatureMetric`.
         resize_convention: see :class:`~s2dm_lightning.metrics.base.VideoFeatureMetric`.
+        allow_torchscript: see :class:`~s2dm_lightning.metrics.base.VideoFeatureMetric`.
         reset_real_features: whether ``reset()`` also clears the real-side states.
         kwargs: passed to :class:`torchmetrics.Metric`.
     """
@@ -59,6 +61,7 @@ class FrechetVideoDistance(VideoFeatureMetric):
         layout: str = "BTHWC",
         resize_convention: str = "tf1",
         reset_real_features: bool = True,
+        allow_torchscript: bool = False,
         **kwargs,
     ) -> None:
         super().__init__(
@@ -68,6 +71,7 @@ class FrechetVideoDistance(VideoFeatureMetric):
             layout,
             resize_convention,
             reset_real_features,
+            allow_torchscript,
             **kwargs,
         )
         if feature_dim < 1:
@@ -195,8 +199,8 @@ class FrechetVideoDistance(VideoFeatureMetric):
         Returns:
             The stored metadata dict.
         """
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-        if int(payload.get("feature_dim", -1)) != self.feature_dim:
+        payload = load_torch_data(path, "real-statistics file")
+        if not isinstance(payload, dict) or int(payload.get("feature_dim", -1)) != self.feature_dim:
             raise ValueError(
                 f"{path} holds {payload.get('feature_dim')}-d statistics, metric has {self.feature_dim}"
             )

@@ -27,7 +27,6 @@ Weights are never downloaded; see :func:`resolve_i3d_weights` and :func:`load_i3
 from __future__ import annotations
 
 import os
-import zipfile
 from collections.abc import Mapping
 
 import torch
@@ -35,11 +34,19 @@ import torch.nn.functional as F
 from torch import nn
 
 from s2dm_lightning.metrics.preprocess import I3D_SIZE, preprocess_for_i3d
+from s2dm_lightning.safe_load import (
+    LOADED_TORCHSCRIPT_OPTED_IN,
+    is_torchscript_file,
+    load_torch_data,
+    load_torchscript,
+)
 
 #: Environment variable holding the path of the I3D weights.
 I3D_WEIGHTS_ENV = "S2DM_I3D_WEIGHTS"
 #: Config key holding the path of the I3D weights.
 I3D_WEIGHTS_CONFIG_KEY = "metrics.i3d_weights"
+#: Config key that allows a TorchScript weight file (a program) to be loaded and run.
+ALLOW_TORCHSCRIPT_CONFIG_KEY = "metrics.allow_torchscript"
 #: Output width (Kinetics-400 classes).
 I3D_NUM_CLASSES = 400
 #: Fewest frames for which the network's final 2 x 7 x 7 VALID average pool has an input.
@@ -206,13 +213,15 @@ class TorchScriptI3D(_FrozenEvalMixin, nn.Module):
         script: the module from ``torch.jit.load``.
         script_kwargs: keyword arguments of every call; default
             ``rescale=False, resize=False, return_features=True`` (StyleGAN-V's signature).
+        loaded_as: why the program was allowed to load (a ``LOADED_*`` value of :mod:`s2dm_lightning.safe_load`).
     """
 
     def __init__(
-        self, script: torch.jit.ScriptModule, script_kwargs: Mapping[str, bool] | None = None
+        self, script: torch.jit.ScriptModule, script_kwargs: Mapping[str, bool] | None = None,
+        loaded_as: str = LOADED_TORCHSCRIPT_OPTED_IN,
     ) -> None:
         super().__init__()
-        self.script = script
+        self.script, self.loaded_as = script, loaded_as
         self.script_kwargs = dict(STYLEGAN_V_SCRIPT_KWARGS if script_kwargs is None else script_kwargs)
         self.num_features = I3D_NUM_CLASSES
         self._freeze()
@@ -246,15 +255,6 @@ def resolve_i3d_weights(path: str | os.PathLike | None) -> str | None:
     return os.path.expanduser(value) if value else None
 
 
-def is_torchscript_file(path: str | os.PathLike) -> bool:
-    """True when ``path`` is a TorchScript archive (a zip holding ``code/`` and ``constants.pkl``)."""
-    if not zipfile.is_zipfile(path):
-        return False
-    with zipfile.ZipFile(path) as zf:
-        names = zf.namelist()
-    return any("/code/" in n for n in names) and any(n.endswith("constants.pkl") for n in names)
-
-
 def _clean_state_dict(state: Mapping[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
     """Strip a DataParallel ``module.`` prefix and add ``num_batches_tracked`` buffers that files saved by
     old PyTorch versions lack (unused in eval); every other key must match exactly."""
@@ -270,35 +270,48 @@ def load_i3d(
     bn_eps: float = 1e-3,
     map_location: str | torch.device = "cpu",
     script_kwargs: Mapping[str, bool] | None = None,
+    allow_torchscript: bool = False,
 ) -> nn.Module:
-    """Load the frozen FVD I3D from a state dict (``.pt``) or a TorchScript file.
+    """Load the frozen FVD I3D from a state dict (``.pt``) or, on opt-in, a TorchScript file.
 
-    A state dict (``i3d_pretrained_400.pt``) is loaded into :class:`InceptionI3d` with
-    ``strict=True`` (``torch.load(weights_only=True)``); a TorchScript archive
-    (``i3d_torchscript.pt``) goes through ``torch.jit.load`` and is wrapped in :class:`TorchScriptI3D`.
-    Both are then called as ``net(preprocess_for_i3d(videos)) -> (B, 400)``.
+    A state dict (``i3d_pretrained_400.pt``) is loaded pickle-free (``torch.load(weights_only=True)``)
+    into :class:`InceptionI3d` with ``strict=True``. A TorchScript archive (``i3d_torchscript.pt``) is a
+    program: it is loaded only with ``allow_torchscript`` (``metrics.allow_torchscript``) or when its
+    SHA-256 is in :data:`s2dm_lightning.safe_load.KNOWN_TORCHSCRIPT_SHA256`, and wrapped in
+    :class:`TorchScriptI3D`. Both are then called as ``net(preprocess_for_i3d(videos)) -> (B, 400)``;
+    a :class:`TorchScriptI3D`'s ``loaded_as`` says why it was allowed.
 
     Args:
         path: file path, usually from :func:`resolve_i3d_weights`.
         bn_eps: batch-norm epsilon of :class:`InceptionI3d` (state-dict files only).
         map_location: device to load onto.
         script_kwargs: call kwargs for a TorchScript file (default StyleGAN-V's).
+        allow_torchscript: the user's opt-in to run a TorchScript file.
 
     Raises:
         FileNotFoundError: if ``path`` is None or missing; the message says where to get the file and
             where to configure it.
+        s2dm_lightning.safe_load.ReceivedFileError: a file that is no I3D state dict, or TorchScript
+            without the opt-in; the message names the file and the config keys.
     """
     if not path or not os.path.isfile(path):
         raise FileNotFoundError(_missing_weights_message(os.fspath(path) if path else None))
     if is_torchscript_file(path):
-        return TorchScriptI3D(torch.jit.load(os.fspath(path), map_location=map_location), script_kwargs)
-    state = torch.load(path, map_location=map_location, weights_only=True)
+        loaded = load_torchscript(path, I3D_WEIGHTS_CONFIG_KEY, allow_torchscript, ALLOW_TORCHSCRIPT_CONFIG_KEY,
+                                  map_location)
+        return TorchScriptI3D(loaded.module, script_kwargs, loaded.loaded_as)
+    state = load_torch_data(path, I3D_WEIGHTS_CONFIG_KEY, map_location)
     if not isinstance(state, Mapping):
         raise ValueError(
-            f"{path} holds a {type(state).__name__}, expected an I3D state dict or TorchScript file"
+            f"{I3D_WEIGHTS_CONFIG_KEY}='{path}' holds a {type(state).__name__}, expected an I3D state dict "
+            "or TorchScript file"
         )
     model = InceptionI3d(bn_eps=bn_eps)
-    model.load_state_dict(_clean_state_dict(state, model), strict=True)
+    try:
+        model.load_state_dict(_clean_state_dict(state, model), strict=True)
+    except RuntimeError as error:
+        raise ValueError(f"{I3D_WEIGHTS_CONFIG_KEY}='{path}' is not a state dict of the FVD I3D: "
+                         f"{' '.join(str(error).split())[:300]}") from error
     return model.to(map_location)
 
 

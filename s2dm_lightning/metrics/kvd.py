@@ -10,6 +10,7 @@ from torchmetrics.utilities import dim_zero_cat
 
 from s2dm_lightning.metrics.base import VideoFeatureMetric
 from s2dm_lightning.metrics.functional import kernel_distance
+from s2dm_lightning.safe_load import load_torch_data
 
 
 class KernelVideoDistance(VideoFeatureMetric):
@@ -34,6 +35,7 @@ class KernelVideoDistance(VideoFeatureMetric):
         value_range: see :class:`~s2dm_lightning.metrics.base.VideoFeatureMetric`.
         layout: see :class:`~s2dm_lightning.metrics.base.VideoFeatureMetric`.
         resize_convention: see :class:`~s2dm_lightning.metrics.base.VideoFeatureMetric`.
+        allow_torchscript: see :class:`~s2dm_lightning.metrics.base.VideoFeatureMetric`.
         reset_real_features: whether ``reset()`` also clears the real features.
         kwargs: passed to :class:`torchmetrics.Metric`.
     """
@@ -54,6 +56,7 @@ class KernelVideoDistance(VideoFeatureMetric):
         layout: str = "BTHWC",
         resize_convention: str = "tf1",
         reset_real_features: bool = True,
+        allow_torchscript: bool = False,
         **kwargs,
     ) -> None:
         super().__init__(
@@ -63,6 +66,7 @@ class KernelVideoDistance(VideoFeatureMetric):
             layout,
             resize_convention,
             reset_real_features,
+            allow_torchscript,
             **kwargs,
         )
         if subsets < 1:
@@ -127,6 +131,8 @@ class KernelVideoDistance(VideoFeatureMetric):
 
     def load_real_features(self, path: str | os.PathLike) -> dict:
         """Load features written by :meth:`save_real_features` as the real side; returns the metadata."""
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        payload = load_torch_data(path, "real-features file")
+        if not isinstance(payload, dict) or not isinstance(payload.get("features"), torch.Tensor):
+            raise ValueError(f"real-features file '{path}' holds no 'features' tensor (not written by save_real_features)")
         self.set_real_features(payload["features"])
         return dict(payload.get("metadata", {}))

@@ -25,13 +25,13 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from s2dm_lightning import __version__
 from s2dm_lightning.io import atomic_folder
 from s2dm_lightning.models.pretrained import PretrainedFolderError, load_noise_scheduler, load_unet, load_vae
 from s2dm_lightning.models.text_encoder import CachedTextEncoder, CLIPTextEncoder, MiniLMTextEncoder
+from s2dm_lightning.safe_load import load_checkpoint_state_dict, load_safetensors
 
 if TYPE_CHECKING:
     from s2dm_lightning.models.s2dm import S2DM
@@ -109,7 +109,7 @@ def load_pretrained(
         vae=load_vae(folder, key) if meta["vae"] else None,
         **{**meta["settings"], **overrides},
     )
-    model.flow_conditioner.load_state_dict(load_file(folder / FLOW_FILE))
+    model.flow_conditioner.load_state_dict(load_safetensors(folder / FLOW_FILE))
     return model.eval()
 
 
@@ -140,8 +140,7 @@ def export_main(argv: list[str]) -> Path:
     cli = S2DMCLI(args=[*rest, "--trainer.devices=1", "--trainer.strategy=auto", "--trainer.logger=false"], run=False)
     ckpt = known.ckpt_path
     path = _find_last_checkpoint(cli.trainer.default_root_dir) if ckpt == "last" else Path(ckpt)
-    checkpoint = torch.load(path, map_location="cpu", weights_only=False)  # the user's own checkpoint
-    cli.model.load_state_dict(checkpoint["state_dict"])
+    cli.model.load_state_dict(load_checkpoint_state_dict(path, "--ckpt_path"))  # pickle-free: may come from others
     save = getattr(cli.model, "save_pretrained", None)
     if save is None:
         raise SystemExit(f"export: {type(cli.model).__name__} has no save_pretrained()")

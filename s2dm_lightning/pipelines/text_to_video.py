@@ -27,6 +27,7 @@ from s2dm_lightning.data.video_io import count_frames, read_video
 from s2dm_lightning.flow_format import FLOW_CHANNELS, identity_condition
 from s2dm_lightning.models.flow_generator import FlowGenerator, resize_condition
 from s2dm_lightning.models.s2dm import S2DM
+from s2dm_lightning.safe_load import load_checkpoint_state_dict
 
 # stage one draws from generators seeded ``FLOW_STREAM_OFFSET + seed``, apart from S2DM's ``seed`` streams
 FLOW_STREAM_OFFSET = 2**32
@@ -82,12 +83,17 @@ def load_datamodule(config_path: str | Path, **overrides: Any) -> L.LightningDat
     return _build_section(config_path, "data", L.LightningDataModule, overrides)
 
 
-def load_module(config_path: str | Path, checkpoint_path: str | Path | None, expected: type[L.LightningModule]):
+def load_module(
+    config_path: str | Path, checkpoint_path: str | Path | None, expected: type[L.LightningModule],
+    checkpoint_key: str | None = None,
+):
     """Build the ``model`` section of an experiment YAML and load a Lightning checkpoint into it.
 
     Only ``model`` is read (a ``fit`` config, or the ``config.yaml`` LightningCLI saves beside the
     logs); trainer and data sections are ignored, no seed is set. ``checkpoint_path`` None keeps
-    the freshly initialised weights. The module is returned in eval mode on the CPU.
+    the freshly initialised weights. The module is returned in eval mode on the CPU. The checkpoint is
+    loaded pickle-free (:func:`s2dm_lightning.safe_load.load_checkpoint_state_dict`); errors name it and
+    ``checkpoint_key`` (the option that gave it, e.g. ``--s2dm_ckpt``).
     """
     module = _build_section(config_path, "model", L.LightningModule)
     if not isinstance(module, expected):
@@ -96,10 +102,7 @@ def load_module(config_path: str | Path, checkpoint_path: str | Path | None, exp
         checkpoint_path = Path(checkpoint_path)
         if not checkpoint_path.is_file():
             raise FileNotFoundError(f"checkpoint {checkpoint_path} does not exist")
-        checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
-        state = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, dict) else None
-        if not isinstance(state, dict):
-            raise ValueError(f"{checkpoint_path} holds no state_dict")
+        state = load_checkpoint_state_dict(checkpoint_path, checkpoint_key)
         try:
             module.load_state_dict(state, strict=True)
         except RuntimeError as error:
@@ -157,8 +160,9 @@ class TwoStageTextToVideo:
             flow_ckpt: its Lightning checkpoint.
             device: where both models run.
         """
-        s2dm = load_module(s2dm_config, s2dm_ckpt, S2DM)
-        flow_generator = load_module(flow_config, flow_ckpt, FlowGenerator) if flow_config is not None else None
+        s2dm = load_module(s2dm_config, s2dm_ckpt, S2DM, "--s2dm_ckpt")
+        flow_generator = (load_module(flow_config, flow_ckpt, FlowGenerator, "--flow_ckpt")
+                          if flow_config is not None else None)
         return cls(s2dm, flow_generator).to(device)
 
     def to(self, device: str | torch.device) -> TwoStageTextToVideo:

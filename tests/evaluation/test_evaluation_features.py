@@ -17,6 +17,11 @@ from s2dm_lightning.evaluation import (
 )
 from s2dm_lightning.io import file_sha256
 from s2dm_lightning.metrics import InceptionI3d
+from s2dm_lightning.safe_load import (
+    LOADED_AS_DATA,
+    LOADED_TORCHSCRIPT_OPTED_IN,
+    ReceivedFileError,
+)
 from tests.evaluation.helpers import ClipDataModule, FakeGenerator, cpu_trainer
 
 
@@ -33,6 +38,8 @@ def test_a_weight_file_gives_fvd_named_fvd(i3d_state_file, monkeypatch):
     assert backbone.is_fvd and backbone.metric_suffix == "" and backbone.notice.startswith("FVD/KVD with")
     assert backbone.weights["sha256"] == file_sha256(i3d_state_file) == backbone.identity["sha256"]
     assert backbone.identity["format"] == "state_dict" and "224" in backbone.identity["resize"]
+    assert backbone.weights["loaded_as"] == LOADED_AS_DATA
+    assert "FVD-standard" not in backbone.notice, "a state dict whose hash is not known is not called the standard"
     # the environment variable is the fallback, and allow_random_backbone does not override a file
     monkeypatch.setenv("S2DM_I3D_WEIGHTS", str(i3d_state_file))
     assert build_backbone(allow_random_backbone=True).kind == "i3d"
@@ -56,7 +63,10 @@ def test_custom_extractors_by_module_or_torchscript_file(tmp_path):
     videos = torch.rand(2, 4, 3, 8, 8) * 2 - 1
     path = tmp_path / "features.pt"
     torch.jit.trace(module, videos).save(str(path))
-    scripted = build_backbone(feature_extractor_file=str(path))
+    with pytest.raises(ReceivedFileError, match="metrics.allow_torchscript"):
+        build_backbone(feature_extractor_file=str(path))  # a program: only on opt-in
+    scripted = build_backbone(feature_extractor_file=str(path), allow_torchscript=True)
+    assert scripted.weights["loaded_as"] == LOADED_TORCHSCRIPT_OPTED_IN
     assert scripted.identity["kind"] == "custom_torchscript" and scripted.identity["sha256"] == file_sha256(path)
     assert torch.allclose(extract_features(scripted, videos, "cpu"), extract_features(backbone, videos, "cpu"))
     with pytest.raises(ValueError, match="choose one"):

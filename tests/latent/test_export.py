@@ -6,9 +6,12 @@ import json
 
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 
 from s2dm_lightning.models import S2DM
+from s2dm_lightning.safe_load import ReceivedFileError
 from tests.conftest import fake_batch, tiny_unet
+from tests.received_files import save_pickled_checkpoint
 
 
 def _sample(model, seed=0):
@@ -60,3 +63,22 @@ def test_export_refuses_to_overwrite_a_foreign_folder(tiny_sd, tmp_path, text_en
     model.save_pretrained(tmp_path / "export")
     model.save_pretrained(tmp_path / "export")  # an export is replaced as a whole
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_from_pretrained_refuses_pickled_weights_and_names_the_file(tmp_path, text_encoder):
+    """A received export whose UNet weights are a pickle (.bin) with a payload: diffusers loads .bin files
+    with weights_only=True, so the payload does not run, and the error names the file."""
+    model = S2DM(tiny_unet(sample_size=8, in_channels=3), text_encoder, flow_fusion="tokens", flow_size=8)
+    model.save_pretrained(tmp_path / "export")
+    unet = tmp_path / "export" / "unet"
+    state = load_file(unet / "diffusion_pytorch_model.safetensors")
+    (unet / "diffusion_pytorch_model.safetensors").unlink()
+    marker = tmp_path / "marker"
+    save_pickled_checkpoint(unet / "diffusion_pytorch_model.bin", state, marker)
+    with pytest.raises(OSError, match="diffusion_pytorch_model.bin"):
+        S2DM.from_pretrained(tmp_path / "export", text_encoder=text_encoder)
+    assert not marker.exists(), "the pickled payload ran"
+    (tmp_path / "export" / "flow_conditioner.safetensors").write_bytes(b"not safetensors")
+    save_file(state, unet / "diffusion_pytorch_model.safetensors")
+    with pytest.raises(ReceivedFileError, match="'.*flow_conditioner.safetensors' is unreadable as safetensors"):
+        S2DM.from_pretrained(tmp_path / "export", text_encoder=text_encoder)

@@ -152,7 +152,7 @@ def test_state_dict_with_wrong_keys_is_rejected(i3d: InceptionI3d, tmp_path: Pat
     state = dict(i3d.state_dict())
     state["extra.weight"] = torch.zeros(1)
     torch.save(state, tmp_path / "bad.pt")
-    with pytest.raises(RuntimeError, match="extra.weight"):
+    with pytest.raises(ValueError, match=r"metrics\.i3d_weights='.*bad\.pt'.*extra\.weight"):
         load_i3d(tmp_path / "bad.pt")
 
 
@@ -176,11 +176,13 @@ class _FakeScriptI3D(nn.Module):
         return self.proj(x.mean(dim=(2, 3, 4)))
 
 
-def test_torchscript_file_loads_through_jit(tmp_path: Path) -> None:
+def test_torchscript_file_loads_through_jit_only_on_opt_in(tmp_path: Path) -> None:
     path = tmp_path / "i3d_torchscript.pt"
     torch.jit.save(torch.jit.script(_FakeScriptI3D()), str(path))
-    net = load_i3d(path)
-    assert isinstance(net, TorchScriptI3D)
+    with pytest.raises(ValueError, match=r"metrics\.i3d_weights='.*i3d_torchscript\.pt'.*metrics\.allow_torchscript: true"):
+        load_i3d(path)
+    net = load_i3d(path, allow_torchscript=True)
+    assert isinstance(net, TorchScriptI3D) and net.loaded_as == "torchscript (opted in)"
     net.train()
     assert not net.training and not any(p.requires_grad for p in net.parameters())
     x = preprocess_for_i3d(torch.zeros(2, 4, 8, 8, 3, dtype=torch.uint8))

@@ -9,6 +9,7 @@ from s2dm_lightning.cli import main
 from s2dm_lightning.data import generate_synthetic_dataset
 from s2dm_lightning.flow_format import identity_condition
 from tests.pipelines.conftest import SIZE
+from tests.received_files import last_line, run_cli, save_pickled_checkpoint
 
 
 def sample_args(paths, output_dir, *extra: str) -> list[str]:
@@ -50,3 +51,17 @@ def test_sample_help_lists_its_arguments(capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert "--motion_from" in text and "--flow_ckpt" in text and "same seed gives the same videos" in text
     assert text.startswith("usage: python -m s2dm_lightning sample")
+
+
+def test_sample_refuses_a_checkpoint_with_a_pickled_payload(tiny_checkpoints, tmp_path):
+    """A working checkpoint plus one pickled object: refused unrun, through the real command line."""
+    marker = tmp_path / "marker"
+    state = torch.load(tiny_checkpoints["s2dm_ckpt"], weights_only=True)["state_dict"]
+    received = save_pickled_checkpoint(tmp_path / "received.ckpt", state, marker)
+    paths = {**tiny_checkpoints, "s2dm_ckpt": received}
+    flow_args = [f"--flow_config={tiny_checkpoints['flow_config']}", f"--flow_ckpt={tiny_checkpoints['flow_ckpt']}"]
+    result = run_cli(*sample_args(paths, tmp_path / "out", *flow_args))
+    assert result.returncode != 0 and not marker.exists(), "the pickled payload ran"
+    last = last_line(result.stderr)
+    assert f"--s2dm_ckpt='{received}'" in last and "pickled Python objects" in last, result.stderr[-2000:]
+    assert not (tmp_path / "out").exists()
