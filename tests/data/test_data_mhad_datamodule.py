@@ -83,7 +83,7 @@ def test_split_holds_out_whole_subject_action_combinations(mhad_root, tmp_path):
 
 
 def test_bad_crop_is_named():
-    with pytest.raises(ValueError, match=r"data.crop=\(0, 48, 30, 20\)"):
+    with pytest.raises(ValueError, match=r"data.init_args.crop=\(0, 48, 30, 20\)"):
         MHADDataModule(root="x", crop=(0, 48, 30, 20))
 
 
