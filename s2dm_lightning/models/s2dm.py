@@ -60,19 +60,17 @@ KEY = "model.init_args."
 
 def _check_arguments(hparams: Any) -> None:
     """The plain numbers and choices of S2DM's arguments, each named by its config key."""
-    for name in ("sample_size", "flow_patch_size", "frames_per_step"):
-        check_number(KEY + name, hparams[name], at_least=1, optional=True)
-    check_number(KEY + "flow_size", hparams.flow_size, at_least=1)
+    for name in ("sample_size", "flow_patch_size", "frames_per_step", "flow_size"):
+        check_number(KEY + name, hparams[name], at_least=1, optional=name != "flow_size")
     for name in ("text_dropout", "flow_dropout"):
         check_probability(KEY + name, hparams[name])
-    check_choice(KEY + "flow_fusion", hparams.flow_fusion, FLOW_FUSIONS)
-    for name in ("noise_sharing", "sample_noise_sharing"):
-        check_choice(KEY + name, hparams[name], NOISE_SHARING_MODES)
-    check_choice(KEY + "guidance_mode", hparams.guidance_mode, GUIDANCE_MODES)
+    for name, choices in (("flow_fusion", FLOW_FUSIONS), ("noise_sharing", NOISE_SHARING_MODES),
+                          ("sample_noise_sharing", NOISE_SHARING_MODES), ("guidance_mode", GUIDANCE_MODES)):
+        check_choice(KEY + name, hparams[name], choices)
     check_guidance_scales({KEY + n: hparams[n] for n in ("guidance_scale", "text_guidance_scale", "flow_guidance_scale")})
     check_number(KEY + "learning_rate", hparams.learning_rate, above=0)
-    check_number(KEY + "weight_decay", hparams.weight_decay, at_least=0)
-    check_number(KEY + "warmup_steps", hparams.warmup_steps, at_least=0)
+    for name in ("weight_decay", "warmup_steps"):
+        check_number(KEY + name, hparams[name], at_least=0)
 
 
 class S2DM(L.LightningModule):

@@ -6,7 +6,12 @@ from types import SimpleNamespace
 
 import pytest
 
-from s2dm_lightning.models.frame_size import check_datamodule_fits, check_frame_size, unet_size_factor, vae_size_factor
+from s2dm_lightning.models.frame_size import (
+    check_datamodule_fits,
+    check_frame_size,
+    unet_size_factor,
+    vae_size_factor,
+)
 from tests.conftest import tiny_unet
 
 
