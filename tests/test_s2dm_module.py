@@ -135,11 +135,6 @@ def test_same_seed_gives_same_video_and_flow_changes_frames():
     assert (a[:, 1] - a[:, 0]).abs().amax() > 1e-4, "different flows must give different frames"
 
 
-def test_unet_channels_must_match_fusion():
-    with pytest.raises(ValueError, match="in_channels=6"):
-        S2DM(tiny_unet(in_channels=3), HashTextEncoder(), flow_fusion="both", flow_size=8)
-
-
 def test_wrong_flow_shape_names_the_setting():
     model = make_model()
     batch = fake_batch(flow_size=4)

@@ -18,13 +18,31 @@ import lightning as L
 from torch.utils.data import DataLoader
 
 from s2dm_lightning.data.datasets import CyclicDataset, VideoClipDataset, VideoRecord, read_metadata
-from s2dm_lightning.data.flow import FlowSettings
+from s2dm_lightning.data.flow import DIS_PRESETS, ESTIMATORS, FlowSettings
 from s2dm_lightning.data.flow_cache import FlowCache
 from s2dm_lightning.data.preprocess import PreprocessSummary, preprocess_flows
 from s2dm_lightning.data.regionmm import import_regionmm_flows
-from s2dm_lightning.data.synthetic import generate_synthetic_dataset
+from s2dm_lightning.data.synthetic import check_generation_arguments, generate_synthetic_dataset
+from s2dm_lightning.data.video_io import VideoReadError, crop_box, read_video
+from s2dm_lightning.validation import check_choice, check_number
 
 log = logging.getLogger(__name__)
+KEY = "data.init_args."
+
+
+def _check_arguments(arguments: dict) -> None:
+    """The plain numbers and choices of a VideoDataModule's arguments, each named by its config key."""
+    check_number(KEY + "resolution", arguments["resolution"], at_least=8)
+    check_number(KEY + "flow_size", arguments["flow_size"], at_least=2)
+    check_choice(KEY + "flow_estimator", arguments["flow_estimator"], ESTIMATORS)
+    check_choice(KEY + "dis_preset", arguments["dis_preset"], DIS_PRESETS)
+    check_number(KEY + "num_frames", arguments["num_frames"], at_least=2,
+                 note="a clip is frame 1 and the frames whose flows from frame 1 condition S2DM")
+    for name in ("batch_size", "val_videos"):
+        check_number(KEY + name, arguments[name], at_least=1)
+    check_number(KEY + "num_test_videos", arguments["num_test_videos"], at_least=1, optional=True)
+    for name in ("num_workers", "preprocess_workers"):
+        check_number(KEY + name, arguments[name], at_least=0)
 
 
 class VideoDataModule(L.LightningDataModule, ABC):
@@ -67,6 +85,7 @@ class VideoDataModule(L.LightningDataModule, ABC):
         regionmm_dir: str | None = None,
     ) -> None:
         super().__init__()
+        _check_arguments(locals())  # every argument by its name, before anything is stored
         self.root = root
         self.regionmm_dir = regionmm_dir
         self.resolution = resolution
@@ -74,8 +93,6 @@ class VideoDataModule(L.LightningDataModule, ABC):
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.val_videos = val_videos
-        if num_test_videos is not None and num_test_videos < 1:
-            raise ValueError(f"data.num_test_videos must be >= 1 or null, got {num_test_videos}")
         self.num_test_videos = num_test_videos
         self.preprocess_workers = preprocess_workers
         # Validates estimator and preset names now, not after an hour of training.
@@ -91,9 +108,34 @@ class VideoDataModule(L.LightningDataModule, ABC):
     def list_records(self) -> list[VideoRecord]:
         """All videos of the dataset, every split."""
 
-    def frame_crop(self) -> tuple[int, int, int, int] | None:
-        """(top, bottom, left, right) box every frame is cut to before resizing and flow estimation; None = none."""
+    def frame_crop(self) -> tuple[float, float, float, float] | None:
+        """(top, bottom, left, right) box every frame is cut to before resizing and flow estimation; None = none.
+
+        Fractions of the frame (all <= 1) or pixels, see ``video_io.crop_box``.
+        """
         return None
+
+    def check_crop_fits(self, records: list[VideoRecord]) -> None:
+        """Before any work: the crop must fit the frames of the first readable video (one error, not one per video).
+
+        Unreadable videos are passed over here: preprocessing reports them by name and goes on.
+        """
+        crop = self.frame_crop()
+        if crop is None:
+            return
+        for record in records:
+            try:
+                frame = read_video(record.path, [0])[0]
+            except VideoReadError:
+                continue
+            try:
+                crop_box(crop, *frame.shape[:2])
+            except ValueError as error:
+                raise ValueError(
+                    f"{KEY}crop={list(crop)} does not fit the {frame.shape[1]}x{frame.shape[0]} (width x height) "
+                    f"frames of the dataset ('{record.path}'): {error}"
+                ) from error
+            return
 
     def records(self) -> list[VideoRecord]:
         """``list_records()`` with ``frame_crop()`` applied to every record."""
@@ -127,10 +169,12 @@ class VideoDataModule(L.LightningDataModule, ABC):
     def preprocess(self, progress: bool = True) -> PreprocessSummary:
         """Compute the missing flows of every video, print and return the summary."""
         self.check_root()
+        records = self.records()
+        self.check_crop_fits(records)
         if self.regionmm_dir is not None:
-            summary = import_regionmm_flows(self.records(), self.flow_cache(), self.regionmm_dir, progress)
+            summary = import_regionmm_flows(records, self.flow_cache(), self.regionmm_dir, progress)
         else:
-            summary = preprocess_flows(self.records(), self.flow_cache(), self.preprocess_workers, progress)
+            summary = preprocess_flows(records, self.flow_cache(), self.preprocess_workers, progress)
         print(summary)
         return summary
 
@@ -141,6 +185,7 @@ class VideoDataModule(L.LightningDataModule, ABC):
         self.check_root()
         cache = self.flow_cache()
         records = self.records()
+        self.check_crop_fits(records)
         available = [r for r in records if cache.has(r.video_id)]
         missing = [r.video_id for r in records if not cache.has(r.video_id)]
         if missing:
@@ -168,6 +213,10 @@ class VideoDataModule(L.LightningDataModule, ABC):
             "test": make(by_split["test"], False),
             "predict": make(by_split["test"], False),
         }
+
+    def captions(self) -> list[str]:
+        """The distinct captions of the datasets ``setup`` built (checked against the text encoder's window)."""
+        return sorted({record.caption for dataset in self.datasets.values() for record in dataset.records})
 
     def _dataset(self, name: str) -> VideoClipDataset:
         if name not in self.datasets:
@@ -297,6 +346,7 @@ class SyntheticDataModule(VideoDataModule):
             cache_dir=cache_dir,
             preprocess_workers=preprocess_workers,
         )
+        check_generation_arguments(num_videos, frames_per_video, image_size, KEY)
         self.num_videos = num_videos
         self.frames_per_video = frames_per_video
         self.image_size = image_size

@@ -33,15 +33,16 @@ REQUIRED_COLUMNS = ("path", "caption", "split")
 class VideoRecord:
     """One video of a dataset: a frame folder or video file, its caption and its split.
 
-    ``crop`` = (top, bottom, left, right) pixels: every frame is cut to this box before
-    resizing and before flow estimation (None = the whole frame).
+    ``crop`` = (top, bottom, left, right), fractions of the frame or pixels (see
+    ``video_io.crop_box``): every frame is cut to this box before resizing and before flow
+    estimation (None = the whole frame).
     """
 
     video_id: str
     path: Path
     caption: str
     split: str
-    crop: tuple[int, int, int, int] | None = None
+    crop: tuple[float, float, float, float] | None = None
 
 
 def read_metadata(metadata_path: str | Path, root: str | Path | None = None) -> list[VideoRecord]:

@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader, Dataset, get_worker_info
 from s2dm_lightning.data.datamodule import VideoDataModule
 from s2dm_lightning.data.datasets import VideoRecord, frames_to_tensor
 from s2dm_lightning.data.video_io import count_frames, read_video
+from s2dm_lightning.validation import check_number
 
 
 class RandomFrameDataset(Dataset):
@@ -98,6 +99,9 @@ class FrameDataModule(L.LightningDataModule):
         val_frames: int = 32,
     ) -> None:
         super().__init__()
+        for name, value in (("frames_per_epoch", frames_per_epoch), ("batch_size", batch_size), ("val_frames", val_frames)):
+            check_number(f"data.init_args.{name}", value, at_least=1)
+        check_number("data.init_args.num_workers", num_workers, at_least=0)
         self.videos = videos
         self.frames_per_epoch = frames_per_epoch
         self.batch_size = batch_size
@@ -113,6 +117,7 @@ class FrameDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         self.videos.check_root()
         records = self.videos.records()
+        self.videos.check_crop_fits(records)
         by_split = {s: [r for r in records if r.split == s] for s in ("train", "val", "test")}
         if not by_split["train"]:
             raise ValueError(f"no training videos under data.videos.root={self.videos.root!r}")

@@ -11,11 +11,13 @@ Caption: "<appearance of the subject> is <action>" with the dataset's 27 action 
 (:data:`ACTIONS`) and the appearances of an editable YAML file (default: the package's
 ``mhad_subjects.yaml``, "Person 1" ... "Person 8").
 
-Crop: by default every frame is cut to rows 0-480, columns 156-492 -- LFDM's box around
-the person (LFDM's ``preprocessing/preprocess_MHAD.py``: the union of the depth maps'
-bounding boxes, scaled to the RGB frames) -- before resizing to 128 x 128 and before
-flow estimation, so frames and flows show the same area. The crop is part of the flow
-cache's identity: changing it recomputes the flows.
+Crop: by default every frame is cut to all rows and columns 0.24375-0.76875 of the width
+-- LFDM's box around the person, rows 0-480 and columns 156-492 of the 640 x 480 frames
+(LFDM's ``preprocessing/preprocess_MHAD.py``: the union of the depth maps' bounding
+boxes, scaled to the RGB frames), given as fractions so that it fits downsampled copies
+of the dataset too -- before resizing to 128 x 128 and before flow estimation, so frames
+and flows show the same area. The crop is part of the flow cache's identity: changing it
+recomputes the flows.
 
 Split: 21 of the 216 subject-action combinations held out for test, see
 :mod:`s2dm_lightning.data.splits`.
@@ -33,6 +35,7 @@ import yaml
 from s2dm_lightning.data.datamodule import VideoDataModule
 from s2dm_lightning.data.datasets import VideoRecord
 from s2dm_lightning.data.splits import load_or_draw_split
+from s2dm_lightning.data.video_io import check_crop
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +69,7 @@ ACTIONS = (
     "forward lunge (left foot forward)",
     "squat (two arms stretch out)",
 )
-LFDM_CROP = (0, 480, 156, 492)
+LFDM_CROP = (0.0, 1.0, 156 / 640, 492 / 640)  # = (0.0, 1.0, 0.24375, 0.76875)
 PAPER_HELD_OUT, PAPER_COMBINATIONS = 21, 216
 DEFAULT_SUBJECTS_FILE = Path(__file__).with_name("mhad_subjects.yaml")
 FILE_PATTERN = re.compile(r"^a(\d+)_s(\d+)_t(\d+)_color\.avi$", re.IGNORECASE)
@@ -111,9 +114,11 @@ class MHADDataModule(VideoDataModule):
 
     Args:
         root: the folder of the UTD-MHAD RGB .avi files, or the folder holding it as ``RGB/``.
-        crop: (top, bottom, left, right) pixel box each frame is cut to before resizing and flow
-            estimation, clipped to the frame; default LFDM's (0, 480, 156, 492) around the person
-            in the 640 x 480 frames; null = whole frames.
+        crop: (top, bottom, left, right) box each frame is cut to before resizing and flow
+            estimation, as fractions of the frame (all values <= 1; fits any frame size) or in
+            pixels (must lie inside the frames); default LFDM's box around the person,
+            [0.0, 1.0, 0.24375, 0.76875] (pixels 0-480 x 156-492 of the 640 x 480 frames);
+            null = whole frames.
         subjects_file: YAML mapping subject number -> appearance used in the prompts; default the
             package's ``mhad_subjects.yaml`` ("Person 1" ... "Person 8").
         split_seed: seed of the held-out draw (recorded in the split file).
@@ -130,7 +135,7 @@ class MHADDataModule(VideoDataModule):
     def __init__(
         self,
         root: str,
-        crop: tuple[int, int, int, int] | None = LFDM_CROP,
+        crop: tuple[float, float, float, float] | None = LFDM_CROP,
         subjects_file: str | None = None,
         split_seed: int = 0,
         split_file: str | None = None,
@@ -140,19 +145,12 @@ class MHADDataModule(VideoDataModule):
         **kwargs: Any,
     ) -> None:
         super().__init__(root=root, resolution=resolution, flow_size=flow_size, batch_size=batch_size, **kwargs)
-        if crop is not None:
-            crop = tuple(int(v) for v in crop)
-            if len(crop) != 4 or min(crop) < 0 or crop[1] <= crop[0] or crop[3] <= crop[2]:
-                raise ValueError(
-                    f"data.crop={crop!r} must be (top, bottom, left, right) with 0 <= top < bottom and "
-                    "0 <= left < right, or null for whole frames"
-                )
-        self.crop = crop
+        self.crop = check_crop(crop, "data.init_args.crop")
         self.subjects_file = subjects_file if subjects_file is not None else str(DEFAULT_SUBJECTS_FILE)
         self.split_seed = split_seed
         self.split_file = split_file if split_file is not None else str(Path(self.cache_dir) / "mhad_split.json")
 
-    def frame_crop(self) -> tuple[int, int, int, int] | None:
+    def frame_crop(self) -> tuple[float, float, float, float] | None:
         return self.crop
 
     def videos_dir(self) -> Path:

@@ -53,7 +53,7 @@ class PreprocessSummary:
 
 
 def _compute(
-    video_id: str, path: str, settings: FlowSettings, crop: tuple[int, int, int, int] | None = None
+    video_id: str, path: str, settings: FlowSettings, crop: tuple[float, float, float, float] | None = None
 ) -> tuple[str, torch.Tensor | None, str | None]:
     """Flows for one video (frames cut to ``crop`` first); never raises, so one bad video cannot stop a run."""
     try:
@@ -117,7 +117,7 @@ def preprocess_flows(
 ) -> PreprocessSummary:
     """Compute and cache the flows of every record missing from ``cache``."""
     summary = PreprocessSummary()
-    todo: list[tuple[str, Path, tuple[int, int, int, int] | None]] = []
+    todo: list[tuple[str, Path, tuple[float, float, float, float] | None]] = []
     seen: set[str] = set()
     for record in records:
         if record.video_id in seen:

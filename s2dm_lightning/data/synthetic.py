@@ -34,6 +34,7 @@ import cv2
 import numpy as np
 
 from s2dm_lightning.io import atomic_folder
+from s2dm_lightning.validation import check_number
 
 COLORS: dict[str, tuple[int, int, int]] = {
     "red": (245, 45, 45),
@@ -168,6 +169,13 @@ def _write_dataset(target: Path, num_videos: int, frames_per_video: int, image_s
         writer.writerows(rows)
 
 
+def check_generation_arguments(num_videos: int, frames_per_video: int, image_size: int, prefix: str = "") -> None:
+    """The generator's sizes; ``prefix`` + the name is the config key (``data.init_args.`` from the data module)."""
+    check_number(prefix + "num_videos", num_videos, at_least=2, note="one train and one test video at least")
+    check_number(prefix + "frames_per_video", frames_per_video, at_least=2)
+    check_number(prefix + "image_size", image_size, at_least=8, note="the shape is a quarter of the image wide")
+
+
 def generate_synthetic_dataset(
     root: str | Path,
     num_videos: int = 96,
@@ -183,12 +191,7 @@ def generate_synthetic_dataset(
     place, so an interrupted generation never leaves a half dataset at ``root``.
     """
     root = Path(root)
-    if num_videos < 2:
-        raise ValueError(f"num_videos must be at least 2 (one train, one test), got {num_videos}")
-    if frames_per_video < 2:
-        raise ValueError(f"frames_per_video must be at least 2, got {frames_per_video}")
-    if image_size < 8:
-        raise ValueError(f"image_size must be at least 8, got {image_size}")
+    check_generation_arguments(num_videos, frames_per_video, image_size)
     settings = {
         "num_videos": num_videos,
         "frames_per_video": frames_per_video,

@@ -7,7 +7,13 @@ A video is returned as a uint8 array of shape (L, H, W, 3) in RGB order. Two sou
 - a video file (``.mp4``, ``.avi``, ``.mov``, ``.mkv``), read with decord.
 
 Every failure raises :class:`VideoReadError` with the path and the reason, so that a
-corrupt file in a dataset of a thousand videos can be found at once.
+corrupt file in a dataset of a thousand videos can be found at once. That includes a
+truncated JPEG or PNG frame, which OpenCV would decode into a grey-filled image with no
+more than a libjpeg line on stderr: a frame file must end with its format's end marker.
+
+A crop box (top, bottom, left, right) is given as fractions of the frame (every value
+<= 1, e.g. (0, 1, 0.24375, 0.76875)), which fits any frame size, or in pixels (any value
+> 1), which must lie inside the frame.
 """
 
 from __future__ import annotations
@@ -49,8 +55,48 @@ def _check_exists(path: Path) -> None:
         raise VideoReadError(path, "no such file or folder")
 
 
+JPEG_START, JPEG_END = b"\xff\xd8", b"\xff\xd9"
+PNG_SIGNATURE, PNG_END = b"\x89PNG\r\n\x1a\n", b"IEND\xaeB`\x82"  # IEND chunk type + its fixed CRC
+TAIL_BYTES = 64
+
+
+def image_file_problem(head: bytes, tail: bytes, suffix: str) -> str | None:
+    """Why a JPEG/PNG file whose first and last bytes are ``head`` and ``tail`` is incomplete; None if it is whole.
+
+    A JPEG ends with the end-of-image marker FF D9 (zero padding after it is tolerated),
+    a PNG with its IEND chunk; a file cut short ends in the middle of its data.
+    """
+    suffix = suffix.lower()
+    if suffix in (".jpg", ".jpeg"):
+        if not head.startswith(JPEG_START):
+            return "not a JPEG file (no start-of-image marker)"
+        if not tail.rstrip(b"\x00").endswith(JPEG_END):
+            return "truncated JPEG file (it does not end with the end-of-image marker FF D9)"
+    elif suffix == ".png":
+        if not head.startswith(PNG_SIGNATURE):
+            return "not a PNG file (no PNG signature)"
+        if not tail.endswith(PNG_END):
+            return "truncated PNG file (it does not end with the IEND chunk)"
+    return None
+
+
+def _check_image_file(path: Path) -> None:
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(len(PNG_SIGNATURE))
+            handle.seek(max(0, handle.seek(0, 2) - TAIL_BYTES))
+            tail = handle.read()
+    except OSError as error:
+        raise VideoReadError(path, f"cannot open the image file ({error.strerror})") from error
+    problem = image_file_problem(head, tail, path.suffix)
+    if problem is not None:
+        raise VideoReadError(path, problem)
+
+
 def _read_image(path: Path) -> np.ndarray:
-    # cv2.imread returns None (no exception) for unreadable or truncated files.
+    # cv2.imread returns None (no exception) for unreadable files and a grey-filled image for
+    # truncated ones: check the end marker first.
+    _check_image_file(path)
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
         raise VideoReadError(path, "image file is corrupt or not a supported image")
@@ -98,32 +144,65 @@ def count_frames(path: str | Path) -> int:
     return len(_open_decord(path))
 
 
-def crop_frames(frames: np.ndarray, crop: Sequence[int] | None, path: str | Path = "") -> np.ndarray:
-    """Frames (L, H, W, 3) cut to ``crop`` = (top, bottom, left, right) pixels, rows top:bottom, columns left:right.
+def check_crop(crop: Sequence[float] | None, key: str = "crop") -> tuple[float, ...] | None:
+    """``crop`` as a tuple after checking its form; ``key`` names it in the error (e.g. ``data.init_args.crop``)."""
+    if crop is None:
+        return None
+    crop = tuple(crop)
+    form = "(top, bottom, left, right) as fractions of the frame (all <= 1) or in pixels"
+    if len(crop) != 4 or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in crop):
+        raise ValueError(f"{key}={crop!r} must be {form}, or null for whole frames")
+    top, bottom, left, right = crop
+    if min(crop) < 0 or bottom <= top or right <= left:
+        raise ValueError(f"{key}={crop!r} must be {form} with 0 <= top < bottom and 0 <= left < right")
+    if max(crop) > 1 and any(float(v) != int(v) for v in crop):
+        raise ValueError(f"{key}={crop!r} mixes pixels (values > 1) and fractions; give all four as one or the other")
+    return crop
 
-    The box is clipped to the frame (as LFDM does); an empty result raises VideoReadError.
+
+def crop_box(crop: Sequence[float], height: int, width: int) -> tuple[int, int, int, int]:
+    """The pixel box (top, bottom, left, right) of ``crop`` in a height x width frame.
+
+    Fractions are scaled by the frame size and rounded; a pixel box must lie inside the
+    frame (a ValueError says where it reaches out: such a box was made for other frames).
+    """
+    top, bottom, left, right = crop
+    if max(crop) <= 1:
+        box = (round(top * height), round(bottom * height), round(left * width), round(right * width))
+        if box[1] <= box[0] or box[3] <= box[2]:
+            raise ValueError(f"crop {tuple(crop)} leaves no pixel of a {width}x{height} frame (pixel box {box})")
+        return box
+    box = tuple(int(v) for v in crop)
+    if box[1] > height or box[3] > width:
+        raise ValueError(
+            f"the pixel box {box} (rows {box[0]}-{box[1]}, columns {box[2]}-{box[3]}) reaches outside the "
+            f"{width}x{height} frame; give the crop as fractions of the frame, which fit any frame size "
+            "(e.g. [0.0, 1.0, 0.25, 0.75] keeps all rows and the middle half of the columns)"
+        )
+    return box
+
+
+def crop_frames(frames: np.ndarray, crop: Sequence[float] | None, path: str | Path = "") -> np.ndarray:
+    """Frames (L, H, W, 3) cut to ``crop`` = (top, bottom, left, right), fractions or pixels (see :func:`crop_box`).
+
+    A box that does not fit the frames raises VideoReadError naming ``path``.
     """
     if crop is None:
         return frames
-    if len(crop) != 4:
-        raise ValueError(f"crop must be (top, bottom, left, right), got {tuple(crop)}")
     height, width = frames.shape[1:3]
-    top, bottom, left, right = (int(v) for v in crop)
-    top, left = max(0, top), max(0, left)
-    bottom, right = min(height, bottom), min(width, right)
-    if bottom <= top or right <= left:
-        raise VideoReadError(
-            path, f"crop (top, bottom, left, right)={tuple(crop)} leaves nothing of its {width}x{height} frames"
-        )
+    try:
+        top, bottom, left, right = crop_box(check_crop(crop), height, width)
+    except ValueError as error:
+        raise VideoReadError(path, str(error)) from error
     return np.ascontiguousarray(frames[:, top:bottom, left:right])
 
 
 def read_video(
-    path: str | Path, indices: Sequence[int] | None = None, crop: Sequence[int] | None = None
+    path: str | Path, indices: Sequence[int] | None = None, crop: Sequence[float] | None = None
 ) -> np.ndarray:
     """Read a video as uint8 RGB (L, H, W, 3); with ``indices`` only those frames (in that order).
 
-    ``crop`` = (top, bottom, left, right) cuts every frame to that box (see :func:`crop_frames`).
+    ``crop`` = (top, bottom, left, right), fractions or pixels, cuts every frame to that box (see :func:`crop_box`).
     """
     if crop is not None:
         return crop_frames(read_video(path, indices), crop, path)

@@ -1,7 +1,14 @@
 """Diffusion math of S2DM. Nothing here imports a network: the denoiser is a callable."""
 
-from s2dm_lightning.diffusion.guidance import GuidanceSettings, combine_guidance, guidance_branches
+from s2dm_lightning.diffusion.guidance import (
+    GUIDANCE_MODES,
+    GuidanceSettings,
+    check_guidance_scales,
+    combine_guidance,
+    guidance_branches,
+)
 from s2dm_lightning.diffusion.sector_noise import (
+    NOISE_SHARING_MODES,
     PREDICTION_TYPES,
     NoiseSharing,
     add_noise_to_videos,
@@ -11,10 +18,14 @@ from s2dm_lightning.diffusion.sector_noise import (
     sample_video_noise,
     sample_video_timesteps,
 )
-from s2dm_lightning.diffusion.sector_sampler import sector_ddim_sample
+from s2dm_lightning.diffusion.sector_sampler import check_sampler_settings, sector_ddim_sample
 
 __all__ = [
+    "GUIDANCE_MODES",
+    "NOISE_SHARING_MODES",
     "GuidanceSettings",
+    "check_guidance_scales",
+    "check_sampler_settings",
     "NoiseSharing",
     "add_noise_to_videos",
     "PREDICTION_TYPES",

@@ -13,6 +13,13 @@ from typing import Literal
 
 import torch
 
+from s2dm_lightning.validation import check_choice, check_number
+
+GUIDANCE_MODES = ("joint", "separate")
+# What a scale means, for the error message: the combination extrapolates from the weaker
+# prediction towards the stronger one, so a negative scale pushes away from the condition.
+GUIDANCE_SCALE_NOTE = "0 ignores the condition, between 0 and 1 weakens it, 1 = no guidance, > 1 strengthens it"
+
 Branch = tuple[bool, bool]
 
 
@@ -34,8 +41,15 @@ class GuidanceSettings:
     flow_scale: float = 1.5
 
     def __post_init__(self) -> None:
-        if self.mode not in ("joint", "separate"):
-            raise ValueError(f"guidance mode must be 'joint' or 'separate', got {self.mode!r}")
+        check_choice("guidance mode", self.mode, GUIDANCE_MODES)
+        check_guidance_scales({"guidance scale": self.scale, "text guidance scale": self.text_scale,
+                               "flow guidance scale": self.flow_scale})
+
+
+def check_guidance_scales(scales: dict[str, float]) -> None:
+    """Every scale (config key -> value) must be >= 0; the message says what values below 1 mean."""
+    for key, value in scales.items():
+        check_number(key, value, at_least=0, note=GUIDANCE_SCALE_NOTE)
 
 
 def guidance_branches(settings: GuidanceSettings) -> list[Branch]:

@@ -13,12 +13,14 @@ from typing import Literal
 
 import torch
 
+from s2dm_lightning.validation import check_choice, check_probability
+
 NoiseSharing = Literal["shared", "independent"]
+NOISE_SHARING_MODES = ("shared", "independent")
 
 
 def _check_mode(mode: str) -> None:
-    if mode not in ("shared", "independent"):
-        raise ValueError(f"noise sharing must be 'shared' or 'independent', got {mode!r}")
+    check_choice("noise sharing", mode, NOISE_SHARING_MODES)
 
 
 def sample_video_noise(
@@ -117,7 +119,6 @@ def sample_condition_keep(
     num_videos: int, drop_probability: float, generator: torch.Generator | None = None, device=None
 ) -> torch.Tensor:
     """Classifier-free condition dropout, one draw per video: True = keep the condition."""
-    if not 0.0 <= drop_probability <= 1.0:
-        raise ValueError(f"condition dropout probability must be in [0, 1], got {drop_probability}")
+    check_probability("condition dropout probability", drop_probability)
     u = torch.rand((num_videos,), generator=generator, device=device)
     return u >= drop_probability

@@ -14,9 +14,17 @@ from diffusers import DDIMScheduler
 from tqdm.auto import tqdm
 
 from s2dm_lightning.diffusion.sector_noise import NoiseSharing, sample_video_noise
+from s2dm_lightning.validation import check_number
 
 # denoise(x_t of shape (B, F, C, H, W), t) -> guided eps of the same shape
 Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def check_sampler_settings(num_inference_steps: int, eta: float, num_train_timesteps: int, prefix: str = "") -> None:
+    """DDIM needs 1 <= steps <= the training timesteps and eta >= 0; ``prefix`` + the name is the config key."""
+    check_number(f"{prefix}num_inference_steps", num_inference_steps, at_least=1, at_most=num_train_timesteps,
+                 note="DDIM steps; at most the noise scheduler's num_train_timesteps")
+    check_number(f"{prefix}eta", eta, at_least=0, note="DDIM eta: 0 = deterministic, 1 = as much noise as DDPM")
 
 
 @torch.no_grad()
@@ -43,7 +51,9 @@ def sector_ddim_sample(
         initial_noise: z_T, (B, C, H, W) shared by all frames or (B, F, C, H, W); drawn if None.
         noise_sharing: ``shared`` (S2DM) or ``independent`` (each frame its own z_T and draws).
     """
-    # Draws happen on the generator's device (a CPU generator gives the same draws on any device).
+    check_sampler_settings(num_inference_steps, eta, scheduler.config.num_train_timesteps)
+    check_number("num_frames", num_frames, at_least=1)
+        # Draws happen on the generator's device (a CPU generator gives the same draws on any device).
     first = generator[0] if isinstance(generator, list) else generator
     noise_device = first.device if first is not None else device
 

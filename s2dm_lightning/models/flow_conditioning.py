@@ -19,8 +19,10 @@ from einops import rearrange
 from torch import nn
 
 from s2dm_lightning.flow_format import FLOW_CHANNELS, grid_to_displacement
+from s2dm_lightning.validation import check_choice, check_multiple
 
 FlowFusion = Literal["tokens", "concat", "both"]
+FLOW_FUSIONS = ("tokens", "concat", "both")
 CHANNEL_UNIT_PIXELS = 4.0  # spatial flow channels: 1.0 = a displacement of 4 flow-map pixels
 
 
@@ -44,13 +46,13 @@ class FlowConditioner(nn.Module):
         projection: Literal["auto", "linear", "none"] = "auto",
     ) -> None:
         super().__init__()
-        if fusion not in ("tokens", "concat", "both"):
-            raise ValueError(f"flow fusion must be 'tokens', 'concat' or 'both', got {fusion!r}")
+        # Keys as S2DM's config names them (the conditioner is S2DM's part).
+        check_choice("model.init_args.flow_fusion", fusion, FLOW_FUSIONS)
         self.fusion = fusion
         self.flow_size = flow_size
         self.patch_size = patch_size or flow_size
-        if flow_size % self.patch_size:
-            raise ValueError(f"flow patch_size {self.patch_size} does not divide flow_size {flow_size}")
+        check_multiple("model.init_args.flow_size", flow_size, self.patch_size,
+                       f"model.init_args.flow_patch_size={self.patch_size} patches must tile the flow map")
         self.num_tokens = (flow_size // self.patch_size) ** 2 if self.uses_tokens else 0
         patch_dim = FLOW_CHANNELS * self.patch_size**2
         if projection == "auto":

@@ -26,9 +26,12 @@ from diffusers import AutoencoderKL, DDIMScheduler, DDPMScheduler, UNet3DConditi
 from einops import rearrange, repeat
 
 from s2dm_lightning.diffusion import (
+    GUIDANCE_MODES,
     GuidanceSettings,
     add_noise_to_videos,
+    check_guidance_scales,
     check_prediction_type,
+    check_sampler_settings,
     combine_guidance,
     diffusion_target,
     guidance_branches,
@@ -44,8 +47,10 @@ from s2dm_lightning.flow_format import (
     identity_grid,
     warp,
 )
+from s2dm_lightning.models.frame_size import check_frame_size
 from s2dm_lightning.models.optim import adamw_with_warmup
 from s2dm_lightning.models.text_encoder import CachedTextEncoder
+from s2dm_lightning.validation import check_choice, check_number, check_probability
 
 
 def default_flow_scheduler() -> DDPMScheduler:
@@ -84,6 +89,22 @@ def diffusion_to_flow(x: torch.Tensor, displacement_scale: float) -> torch.Tenso
     grid = x[..., :2, :, :] / displacement_scale + identity_grid(h, w, x.dtype, x.device)
     occlusion = ((x[..., 2:, :, :] + 1) / 2).clamp(0, 1)
     return torch.cat([grid, occlusion], dim=-3)
+
+
+def _check_arguments(hparams: Any, num_train_timesteps: int) -> None:
+    """The plain numbers and choices of FlowGenerator's arguments, each named by its config key."""
+    key = "model.init_args."
+    check_number(key + "displacement_scale", hparams.displacement_scale, above=0)
+    check_number(key + "num_frames", hparams.num_frames, at_least=2, note="a flow sequence needs frame 1 and a motion")
+    for name in ("text_dropout", "reference_dropout"):
+        check_probability(key + name, hparams[name])
+    check_number(key + "learning_rate", hparams.learning_rate, above=0)
+    check_number(key + "weight_decay", hparams.weight_decay, at_least=0)
+    check_number(key + "warmup_steps", hparams.warmup_steps, at_least=0)
+    check_choice(key + "guidance_mode", hparams.guidance_mode, GUIDANCE_MODES)
+    check_guidance_scales({key + n: hparams[n] for n in ("guidance_scale", "text_guidance_scale",
+                                                          "reference_guidance_scale")})
+    check_sampler_settings(hparams.num_inference_steps, hparams.eta, num_train_timesteps, key)
 
 
 class FlowGenerator(L.LightningModule):
@@ -163,14 +184,8 @@ class FlowGenerator(L.LightningModule):
         self.vae = vae
         if vae is not None:
             vae.requires_grad_(False).eval()
-        for name, p in (("text_dropout", text_dropout), ("reference_dropout", reference_dropout)):
-            if not 0.0 <= p <= 1.0:
-                raise ValueError(f"model.{name} must be in [0, 1], got {p}")
         check_prediction_type(self.noise_scheduler.config.prediction_type, "model.noise_scheduler prediction_type")
-        if displacement_scale <= 0:
-            raise ValueError(f"model.displacement_scale must be > 0, got {displacement_scale}")
-        if num_frames < 2:
-            raise ValueError(f"model.num_frames must be >= 2, got {num_frames}")
+        _check_arguments(self.hparams, self.noise_scheduler.config.num_train_timesteps)
         # branches are (keep_text, keep_reference): the "flow" slot of the S2DM guidance is the reference here
         self.guidance = GuidanceSettings(guidance_mode, guidance_scale, text_guidance_scale, reference_guidance_scale)
         self._check_unet()
@@ -192,6 +207,12 @@ class FlowGenerator(L.LightningModule):
             )
         if not isinstance(config.sample_size, int):
             raise ValueError(f"model.unet.sample_size must be one int (square flows), got {config.sample_size}")
+        check_frame_size("model.init_args.unet.init_args.sample_size", config.sample_size, self.unet)
+
+    def setup(self, stage: str) -> None:
+        datamodule = self.trainer.datamodule if self._trainer is not None else None
+        if datamodule is not None and hasattr(datamodule, "captions"):  # before any step, not in the middle of one
+            self.text_encoder.check_prompts(datamodule.captions())
 
     @property
     def flow_size(self) -> int:

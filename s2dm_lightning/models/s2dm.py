@@ -17,10 +17,14 @@ from diffusers import AutoencoderKL, DDIMScheduler, DDPMScheduler, UNet2DConditi
 from einops import rearrange, repeat
 
 from s2dm_lightning.diffusion import (
+    GUIDANCE_MODES,
+    NOISE_SHARING_MODES,
     GuidanceSettings,
     NoiseSharing,
     add_noise_to_videos,
+    check_guidance_scales,
     check_prediction_type,
+    check_sampler_settings,
     combine_guidance,
     diffusion_target,
     guidance_branches,
@@ -30,10 +34,12 @@ from s2dm_lightning.diffusion import (
     sector_ddim_sample,
 )
 from s2dm_lightning.flow_format import FLOW_CHANNELS
-from s2dm_lightning.models.flow_conditioning import FlowConditioner, FlowFusion
+from s2dm_lightning.models.flow_conditioning import FLOW_FUSIONS, FlowConditioner, FlowFusion
+from s2dm_lightning.models.frame_size import check_datamodule_fits, check_frame_size
 from s2dm_lightning.models.optim import adamw_with_warmup
 from s2dm_lightning.models.pretrained import resolve_components
 from s2dm_lightning.models.text_encoder import CachedTextEncoder
+from s2dm_lightning.validation import check_choice, check_number, check_probability
 
 if TYPE_CHECKING:
     from s2dm_lightning.data.latent_cache import LatentCache
@@ -47,6 +53,24 @@ def default_noise_scheduler(clip_sample: bool = True) -> DDPMScheduler:
     models (SD 1.5) use their own scheduler config, or this one with clipping off.
     """
     return DDPMScheduler(num_train_timesteps=1000, beta_schedule="linear", clip_sample=clip_sample)
+
+
+KEY = "model.init_args."
+
+
+def _check_arguments(hparams: Any) -> None:
+    """The plain numbers and choices of S2DM's arguments, each named by its config key."""
+    for name in ("sample_size", "flow_patch_size", "frames_per_step", "flow_size"):
+        check_number(KEY + name, hparams[name], at_least=1, optional=name != "flow_size")
+    for name in ("text_dropout", "flow_dropout"):
+        check_probability(KEY + name, hparams[name])
+    for name, choices in (("flow_fusion", FLOW_FUSIONS), ("noise_sharing", NOISE_SHARING_MODES),
+                          ("sample_noise_sharing", NOISE_SHARING_MODES), ("guidance_mode", GUIDANCE_MODES)):
+        check_choice(KEY + name, hparams[name], choices)
+    check_guidance_scales({KEY + n: hparams[n] for n in ("guidance_scale", "text_guidance_scale", "flow_guidance_scale")})
+    check_number(KEY + "learning_rate", hparams.learning_rate, above=0)
+    for name in ("weight_decay", "warmup_steps"):
+        check_number(KEY + name, hparams[name], at_least=0)
 
 
 class S2DM(L.LightningModule):
@@ -137,6 +161,7 @@ class S2DM(L.LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["unet", "text_encoder", "noise_scheduler", "vae"])
+        _check_arguments(self.hparams)
         extra_channels = FLOW_CHANNELS if flow_fusion in ("concat", "both") else 0
         unet, text_encoder, noise_scheduler, vae = resolve_components(
             pretrained, unet, text_encoder, noise_scheduler, vae, vae_path, extra_channels
@@ -145,15 +170,15 @@ class S2DM(L.LightningModule):
         self.text_encoder = text_encoder
         self.noise_scheduler = noise_scheduler or default_noise_scheduler(clip_sample=vae is None)
         check_prediction_type(self.noise_scheduler.config.prediction_type, "model.noise_scheduler prediction_type")
+        check_sampler_settings(num_inference_steps, eta, self.noise_scheduler.config.num_train_timesteps, KEY)
         self.vae = vae
         if vae is not None:
             vae.requires_grad_(False).eval()
         self.latent_cache: LatentCache | None = None
         self.flow_conditioner = FlowConditioner(flow_fusion, flow_size, text_encoder.width, flow_patch_size)
         self.guidance = GuidanceSettings(guidance_mode, guidance_scale, text_guidance_scale, flow_guidance_scale)
-        for name, p in (("text_dropout", text_dropout), ("flow_dropout", flow_dropout)):
-            if not 0.0 <= p <= 1.0:
-                raise ValueError(f"model.{name} must be in [0, 1], got {p}")
+        if sample_size is not None:
+            check_frame_size(f"{KEY}sample_size", sample_size, self.unet)
         self._check_unet_channels()
         self._noise_generator: torch.Generator | None = None
 
@@ -189,6 +214,11 @@ class S2DM(L.LightningModule):
         return self._noise_generator
 
     def setup(self, stage: str) -> None:
+        datamodule = self.trainer.datamodule if self._trainer is not None else None
+        if datamodule is not None:  # the data's settings against the networks, before any step
+            check_datamodule_fits(datamodule, self.unet, self.vae, self.flow_conditioner.flow_size)
+            if hasattr(datamodule, "captions"):
+                self.text_encoder.check_prompts(datamodule.captions())
         # Here, not in __init__: diffusers' checkpointing function cannot be pickled (ddp_spawn pickles the model).
         if stage == "fit" and self.hparams.gradient_checkpointing and not self.unet.is_gradient_checkpointing:
             self.unet.enable_gradient_checkpointing()

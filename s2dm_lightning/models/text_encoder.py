@@ -8,21 +8,32 @@ the LightningModule, so they never enter its checkpoint or its optimizer.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from pathlib import Path
 
 import torch
+
+from s2dm_lightning.validation import check_number
+
+MAX_LENGTH_KEY = "model.init_args.text_encoder.init_args.max_length"
 
 
 class CachedTextEncoder(ABC):
     """Base class: encodes each distinct prompt once and keeps the result on CPU.
 
+    A prompt longer than ``max_length`` tokens is an error, not cut short: words dropped
+    without a word would change the condition (two captions that differ only past the
+    window would become one), so the message names the prompt, its token count and the key
+    to raise. Subclasses with a Hugging Face ``tokenizer`` attribute get the count for free.
+
     Args:
-        max_length: number of token positions (prompts are padded/truncated to it).
+        max_length: number of token positions (prompts are padded to it).
         use_attention_mask: pass the padding mask to cross-attention (BERT-style
             encoders need it; SD's CLIP conditioning uses all positions).
     """
 
     def __init__(self, max_length: int, use_attention_mask: bool = True) -> None:
+        check_number(MAX_LENGTH_KEY, max_length, at_least=2)  # a start and an end token at least
         self.max_length = max_length
         self.use_attention_mask = use_attention_mask
         self._cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
@@ -41,11 +52,31 @@ class CachedTextEncoder(ABC):
     def _encode_uncached(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Hidden states (B, max_length, D) and mask (B, max_length) of prompts not in the cache."""
 
+    def token_count(self, prompt: str) -> int | None:
+        """Tokens of ``prompt`` (special tokens included) before padding; None = this encoder cannot tell."""
+        tokenizer = getattr(self, "tokenizer", None)
+        if tokenizer is None:
+            return None
+        return len(tokenizer(prompt, truncation=False, verbose=False)["input_ids"])
+
+    def check_prompts(self, prompts: Iterable[str]) -> None:
+        """Raise a ValueError naming the first prompt longer than the ``max_length`` window."""
+        for prompt in sorted(set(prompts) - self._cache.keys()):
+            count = self.token_count(prompt)
+            if count is not None and count > self.max_length:
+                shown = prompt if len(prompt) <= 60 else f"{prompt[:60]}... ({len(prompt.split())} words)"
+                raise ValueError(
+                    f"caption {shown!r} is {count} tokens, longer than the text encoder's window of "
+                    f"{self.max_length} ({MAX_LENGTH_KEY}); shorten it or raise {MAX_LENGTH_KEY} "
+                    "(at most the encoder's position count)"
+                )
+
     @torch.no_grad()
     def encode(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Hidden states (B, max_length, width) and a bool mask (B, max_length), on CPU."""
         missing = sorted({p for p in prompts if p not in self._cache})
         if missing:
+            self.check_prompts(missing)
             hidden, mask = self._encode_uncached(missing)
             for i, prompt in enumerate(missing):
                 self._cache[prompt] = (hidden[i].float().cpu(), mask[i].bool().cpu())
@@ -88,6 +119,8 @@ class MiniLMTextEncoder(CachedTextEncoder):
         self.model = AutoModel.from_pretrained(path, local_files_only=True).to(device).eval()
         self.model.requires_grad_(False)
         self.device = device
+        check_number(MAX_LENGTH_KEY, max_length, at_most=int(self.model.config.max_position_embeddings),
+                     note="the encoder's position count")
 
     @property
     def width(self) -> int:
@@ -135,8 +168,7 @@ class CLIPTextEncoder(CachedTextEncoder):
         self.model.requires_grad_(False)
         self.device = device
         positions = int(self.model.config.max_position_embeddings)
-        if max_length > positions:
-            raise ValueError(f"max_length={max_length} exceeds the text encoder's {positions} positions")
+        check_number(MAX_LENGTH_KEY, max_length, at_most=positions, note="CLIP's position count")
 
     @property
     def width(self) -> int:

@@ -17,6 +17,7 @@ import numpy as np
 from s2dm_lightning.callbacks.sample_videos import SHEET_ROW_PX
 from s2dm_lightning.io import atomic_torch_save, safe_file_stem
 from s2dm_lightning.pipelines.text_to_video import TextToVideoOutput, TwoStageTextToVideo, flows_from_video
+from s2dm_lightning.validation import check_number
 from s2dm_lightning.video_files import write_gif, write_mp4, write_png
 from s2dm_lightning.visualization import (
     contact_sheet,
@@ -71,8 +72,10 @@ def sample(
         raise ValueError("--s2dm_config and --s2dm_ckpt are required")
     if motion_from is None and (flow_config is None or flow_ckpt is None):
         raise ValueError("--flow_config and --flow_ckpt are required (or --motion_from for motion transfer)")
-    if num_frames < 2 or fps < 1 or scale < 1:
-        raise ValueError(f"num_frames must be >= 2, fps and scale >= 1; got {num_frames}, {fps}, {scale}")
+    check_number("--num_frames", num_frames, at_least=2, note="a video needs a first frame and a motion")
+    check_number("--num_inference_steps", num_inference_steps, at_least=1, optional=True)
+    for key, value in (("--fps", fps), ("--scale", scale)):
+        check_number(key, value, at_least=1)
     prompts = [prompt] if isinstance(prompt, str) else list(prompt)
     use_flow_generator = motion_from is None
     pipeline = TwoStageTextToVideo.from_checkpoints(

@@ -21,6 +21,7 @@ import lightning as L
 import torch
 
 from s2dm_lightning.pipelines.text_to_video import TwoStageTextToVideo
+from s2dm_lightning.validation import check_choice, check_number
 
 FlowSource = Literal["generated", "real"]
 
@@ -51,8 +52,8 @@ class TwoStageS2DM(L.LightningModule):
         num_inference_steps: int | None = None,
     ) -> None:
         super().__init__()
-        if flow_source not in ("generated", "real"):
-            raise ValueError(f"model.flow_source must be 'generated' or 'real', got {flow_source!r}")
+        check_choice("model.init_args.flow_source", flow_source, ("generated", "real"))
+        check_number("model.init_args.num_inference_steps", num_inference_steps, at_least=1, optional=True)
         self.save_hyperparameters()
         self.pipeline: TwoStageTextToVideo | None = None
         self.evaluation_run = 0  # set by the test protocol (--n_runs)

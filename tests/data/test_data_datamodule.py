@@ -96,12 +96,7 @@ def test_folder_module_with_json_metadata_and_mp4(tmp_path):
     assert train["video_id"] == ["clips/one"] and train["frames"].shape == (1, 16, 3, 24, 24)
 
 
-def test_missing_root_and_bad_metadata(tmp_path):
-    missing = str(tmp_path / "no_such_dataset")
-    module = VideoFolderDataModule(root=missing)
-    for call in (module.prepare_data, module.setup):
-        with pytest.raises(FileNotFoundError, match="data.root=.*no_such_dataset"):
-            call()
+def test_bad_metadata(tmp_path):  # a missing data.root: tests/bad_input/test_data.py
     (tmp_path / "metadata.csv").write_text("video_id,path,split\nx,clips/x,train\n")
     with pytest.raises(ValueError, match=r"metadata.csv.*\['caption'\]"):
         VideoFolderDataModule(root=str(tmp_path)).list_records()

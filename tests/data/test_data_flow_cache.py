@@ -1,9 +1,7 @@
 from __future__ import annotations
 
 import json
-import logging
 
-import pytest
 import torch
 
 from s2dm_lightning.data.flow import FlowSettings
@@ -42,36 +40,6 @@ def test_not_rebuilt_when_settings_unchanged(tmp_path):
     reopened = FlowCache(tmp_path, settings)
     assert reopened.has("a") and (tmp_path / "a.pt").stat().st_mtime_ns == before
     assert not (tmp_path / ".a.pt.x1.tmp").exists()
-
-
-@pytest.mark.parametrize("change", [{"flow_size": 16}, {"dis_preset": "fast"}])
-def test_rebuilt_when_settings_change(tmp_path, caplog, change):
-    FlowCache(tmp_path, FlowSettings(flow_size=8)).save("a", _conditions(3, 8))
-    new_settings = FlowSettings(**{"flow_size": 8, **change})
-    with caplog.at_level(logging.WARNING):
-        cache = FlowCache(tmp_path, new_settings)
-    assert not cache.has("a")
-    assert "different settings" in caplog.text and str(tmp_path) in caplog.text
-    assert json.loads((tmp_path / "meta.json").read_text())["settings"] == new_settings.to_dict()
-
-
-def test_wrong_shape_names_the_file(tmp_path):
-    cache = FlowCache(tmp_path, FlowSettings(flow_size=8))
-    path = cache.path_for("a")
-    torch.save({"displacement": torch.zeros(4, 3, 16, 16).half(), "num_frames": 4}, path)
-    with pytest.raises(ValueError, match="a.pt.*16, 16"):
-        cache.load("a")
-    torch.save({"displacement": torch.zeros(4, 2, 8, 8).half(), "num_frames": 4}, path)
-    with pytest.raises(ValueError, match="a.pt"):
-        cache.load("a")
-    cache.save("a", _conditions(4, 8))
-    with pytest.raises(ValueError, match="a.pt.*4 frames.*7"):
-        cache.load("a", expected_frames=7)
-    path.write_bytes(b"garbage")
-    with pytest.raises(ValueError, match="a.pt.*unreadable"):
-        cache.load("a")
-    with pytest.raises(FileNotFoundError, match="prepare_data"):
-        cache.load("missing")
 
 
 def test_safe_distinct_file_names(tmp_path):

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import pytest
 import torch
 
 from s2dm_lightning.data.sampling import interval_frame_indices
@@ -33,15 +32,3 @@ def test_uneven_intervals_cover_the_video():
 def test_evaluation_is_deterministic_first_of_each_interval():
     first = interval_frame_indices(64, 16, random=False)
     assert first == interval_frame_indices(64, 16, random=False) == list(range(0, 64, 4))
-
-
-@pytest.mark.parametrize("random", [True, False])
-def test_short_video_repeats(random):
-    indices = interval_frame_indices(5, 16, random=random, generator=torch.Generator().manual_seed(0))
-    assert indices == [i * 5 // 16 for i in range(16)]
-    assert sorted(set(indices)) == [0, 1, 2, 3, 4]
-
-
-def test_too_few_frames():
-    with pytest.raises(ValueError, match="num_available=1"):
-        interval_frame_indices(1, 16, random=False)
