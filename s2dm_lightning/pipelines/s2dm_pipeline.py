@@ -20,6 +20,7 @@ the model arithmetic lives in :mod:`s2dm_lightning.models.denoiser` and
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -44,6 +45,14 @@ if TYPE_CHECKING:
 # Files that unpickle (run code) when loaded; a received folder holding one is refused by default.
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 OutputType = Literal["np", "pt", "pil", "latent"]
+
+
+def _apply_umask(folder: Path) -> None:
+    """Give the files and folders under ``folder`` the modes a plain ``open``/``mkdir`` would (0644/0755 under 022)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in folder.rglob("*"):
+        path.chmod((0o777 if path.is_dir() else 0o666) & ~umask)
 
 
 class UnsafePipelineFolderError(ValueError):
@@ -167,6 +176,16 @@ class S2DMPipeline(DiffusionPipeline):
         model.flow_conditioner.load_state_dict(conditioner.state_dict())
         return model.eval()
 
+    # ------------------------------------------------------------------ saving
+    def save_pretrained(self, save_directory: str | Path, **kwargs: Any) -> None:
+        """diffusers' ``save_pretrained`` (safetensors), then the umask's file modes on what it wrote.
+
+        The safetensors files come out 0600 (written through a private temporary file); a folder
+        meant to be shared gets 0644 / 0755 under umask 022 like every other file we write.
+        """
+        super().save_pretrained(save_directory, **kwargs)
+        _apply_umask(Path(save_directory))
+
     # ------------------------------------------------------------------ loading
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | Path, allow_pickle: bool = False,
@@ -203,7 +222,8 @@ class S2DMPipeline(DiffusionPipeline):
         if self._prompt_encoder is None:
             if self.text_encoder is None or self.tokenizer is None:
                 raise ValueError("this pipeline's text encoder was not saved (a custom class): pass "
-                                 "prompt_encoder=... to S2DMPipeline.from_pretrained")
+                                 "prompt_encoder=... to S2DMPipeline.from_pretrained (text_encoder=... to "
+                                 "S2DM.from_pretrained)")
             wrapper = CLIPTextEncoder if self.text_encoder.__class__.__name__.startswith("CLIP") else MiniLMTextEncoder
             self._prompt_encoder = wrapper.from_modules(self.text_encoder, self.tokenizer, self.config.text_max_length)
         return self._prompt_encoder

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import PIL.Image
@@ -48,6 +49,11 @@ def test_save_then_load_gives_identical_videos(latent_model, tmp_path):
     weights = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*.safetensors"))
     assert weights == ["flow_conditioner/diffusion_pytorch_model.safetensors", "text_encoder/model.safetensors",
                        "unet/diffusion_pytorch_model.safetensors", "vae/diffusion_pytorch_model.safetensors"]
+    modes = {p.relative_to(folder).as_posix(): p.stat().st_mode & 0o777 for p in folder.rglob("*")}
+    umask = os.umask(0)
+    os.umask(umask)
+    expected = {name: (0o777 if (folder / name).is_dir() else 0o666) & ~umask for name in modes}
+    assert modes == expected, "every file and folder honours the umask (0644/0755 under 022)"
     index = json.loads((folder / "model_index.json").read_text())
     assert index["_class_name"] == "S2DMPipeline" and index["guidance_scale"] == 3.0
     assert index["flow_conditioner"] == ["s2dm_lightning.models.flow_conditioning", "FlowConditioner"]
@@ -71,7 +77,7 @@ def test_pipeline_folder_and_lightning_checkpoint_give_the_same_videos(tiny_chec
     batch["sample_index"] = torch.tensor([4, 9, 2])
     predicted = (model.predict_step(batch, 0)["videos"] + 1) / 2  # what `predict` writes, in [0, 1]
 
-    S2DMPipeline.from_s2dm(model).save_pretrained(tmp_path / "pipe")
+    model.save_pretrained(tmp_path / "pipe")  # what `export` writes from the checkpoint
     # a custom (test) text encoder is not saved: it is passed back, as for any custom class
     index = json.loads((tmp_path / "pipe" / "model_index.json").read_text())
     assert index["text_encoder"] == [None, None]
