@@ -31,6 +31,7 @@ import torch
 from diffusers import AutoencoderKL, DDIMScheduler, DDPMScheduler, DiffusionPipeline, UNet2DConditionModel
 from diffusers.utils import BaseOutput
 from diffusers.video_processor import VideoProcessor
+from transformers import CLIPTextModel
 
 from s2dm_lightning.diffusion import GuidanceSettings, sector_ddim_sample
 from s2dm_lightning.flow_format import FLOW_CHANNELS
@@ -224,7 +225,7 @@ class S2DMPipeline(DiffusionPipeline):
                 raise ValueError("this pipeline's text encoder was not saved (a custom class): pass "
                                  "prompt_encoder=... to S2DMPipeline.from_pretrained (text_encoder=... to "
                                  "S2DM.from_pretrained)")
-            wrapper = CLIPTextEncoder if self.text_encoder.__class__.__name__.startswith("CLIP") else MiniLMTextEncoder
+            wrapper = CLIPTextEncoder if isinstance(self.text_encoder, CLIPTextModel) else MiniLMTextEncoder
             self._prompt_encoder = wrapper.from_modules(self.text_encoder, self.tokenizer, self.config.text_max_length)
         return self._prompt_encoder
 

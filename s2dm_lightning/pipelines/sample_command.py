@@ -105,7 +105,7 @@ def sample(
                  "flow_ckpt": flow_ckpt, "seed": seed, "num_frames": num_frames, "motion_from": motion_from,
                  "num_inference_steps": num_inference_steps, "pipeline": pipeline_folder, "motion": motion}
     folder = write_outputs(output, Path(output_dir), fps=fps, scale=scale, motion_frames=motion_frames,
-                           arguments=arguments)
+                           arguments=arguments, flow_label=None if motion is None else f"flow {motion}")
     print(f"wrote {len(prompts)} video(s) and contact_sheet.png to {folder}")
     return folder
 
@@ -144,8 +144,12 @@ def write_outputs(
     scale: int = 4,
     motion_frames: np.ndarray | None = None,
     arguments: dict[str, Any] | None = None,
+    flow_label: str | None = None,
 ) -> Path:
-    """Write the videos (mp4 + gif panels), the contact sheet and ``samples.pt`` into ``folder``."""
+    """Write the videos (mp4 + gif panels), the contact sheet and ``samples.pt`` into ``folder``.
+
+    ``flow_label`` names the flows' source on the contact sheet (default: generated, or of the motion video).
+    """
     folder.mkdir(parents=True, exist_ok=True)
     height = output.frames.shape[-2]
     rows, labels = [], []
@@ -157,7 +161,8 @@ def write_outputs(
         write_gif(folder / f"{stem}.gif", panel, fps=fps)
         flow_rgb = resize_nearest(flow_to_rgb(output.flows[i]), height, frames.shape[2])
         rows += [frames, flow_rgb]
-        labels += [f"{i}: {prompt}", f"{i}: generated flow" if motion_frames is None else f"{i}: flow of the video"]
+        source = flow_label or ("generated flow" if motion_frames is None else "flow of the video")
+        labels += [f"{i}: {prompt}", f"{i}: {source}"]
         if motion_frames is not None:
             rows.append(motion_frames)
             labels.append(f"{i}: motion source")
