@@ -49,3 +49,24 @@ def warp(images: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
     if grid.shape[-2:] != images.shape[-2:]:
         grid = F.interpolate(grid, size=images.shape[-2:], mode="bilinear", align_corners=True)
     return F.grid_sample(images, grid.permute(0, 2, 3, 1), mode="bilinear", padding_mode="border", align_corners=True)
+
+
+def affine_condition(source_from_target: torch.Tensor, height: int, width: int,
+                     dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Conditions (F, 3, height, width) of frames that are the reference frame moved by affine maps.
+
+    ``source_from_target`` (F, 2, 3) maps a pixel of frame i to where it comes from in the
+    reference, both as (x, y) in pixels from the frame centre (x right, y down); float64 keeps
+    the closed forms exact to float32. An identity map gives exactly the identity condition.
+    Occlusion is 1 where the source lies inside the reference frame, else 0: an affine motion
+    is forward-backward consistent everywhere, so leaving the frame is all the consistency rule
+    of ``data.flow`` would mark.
+    """
+    matrices = source_from_target.double()
+    half = torch.tensor([(width - 1) / 2, (height - 1) / 2], dtype=torch.float64).view(2, 1, 1)
+    target = identity_grid(height, width, torch.float64) * half  # pixels from the centre
+    homogeneous = torch.cat([target, torch.ones_like(target[:1])], dim=0)
+    displacement = (torch.einsum("fij,jhw->fihw", matrices, homogeneous) - target) / half  # grid units
+    grid = identity_grid(height, width, dtype) + displacement.to(dtype)
+    inside = ((target + displacement * half).abs() <= half + 1e-6).all(dim=1, keepdim=True)
+    return torch.cat([grid, inside.to(dtype)], dim=1)

@@ -139,6 +139,20 @@ def remove_temp_files(folder: str | os.PathLike) -> None:
                 stale.unlink(missing_ok=True)
 
 
+def apply_umask_modes(root: str | os.PathLike) -> None:
+    """Give ``root`` and everything under it the modes the umask allows (0644 / 0755 under 022).
+
+    For folders that libraries fill themselves with private modes (diffusers' and safetensors'
+    ``save_pretrained`` write 0600 files); links are left alone.
+    """
+    umask = current_umask()
+    for folder, dirs, files in os.walk(root):
+        for name in [*dirs, *files]:
+            if not os.path.islink(os.path.join(folder, name)):
+                _set_umask_mode(Path(folder, name), umask)
+    _set_umask_mode(Path(root), umask)
+
+
 @contextlib.contextmanager
 def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a new, empty temporary folder beside ``path``; fill it, and on success it replaces ``path`` as a whole.
@@ -151,12 +165,7 @@ def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
     staging = _new_folder(target)
     try:
         yield staging
-        umask = current_umask()
-        for folder, dirs, files in os.walk(staging):
-            for name in [*dirs, *files]:
-                if not os.path.islink(os.path.join(folder, name)):
-                    _set_umask_mode(Path(folder, name), umask)
-        _set_umask_mode(staging, umask)
+        apply_umask_modes(staging)
         if target.exists():
             aside = _new_folder(target)
             target.rename(aside / target.name)

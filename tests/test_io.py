@@ -158,7 +158,7 @@ def test_everything_a_run_writes_is_readable_by_others(tmp_path, umask_022):
 
     modes = modes_below(shared)
     for written in ("data/synthetic/metadata.csv", "splits/mug_split.json", "run/latents/meta.json",
-                    "run/logs/evaluation_report.json", "export/s2dm.json", "export/unet"):
+                    "run/logs/evaluation_report.json", "export/model_index.json", "export/unet"):
         assert written in modes, f"{written} was not written: {sorted(modes)}"
     for kind in (".png", ".ckpt"):  # frames of the videos, checkpoint
         assert any(name.endswith(kind) for name in modes), f"no {kind} file written"

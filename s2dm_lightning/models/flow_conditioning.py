@@ -7,6 +7,9 @@ one 16 x 16 x 3 patch is exactly 768 = CLIP's width, so no projection is needed.
 ``concat``: spatial injection, the map resized to the frame size and concatenated to
 the UNet's input channels. ``both``: the two together.
 A dropped flow (classifier-free dropout) is a learned null token set and zero channels.
+
+The conditioner is a diffusers model (``ModelMixin`` + ``ConfigMixin``): inside an
+exported pipeline folder it is ``flow_conditioner/`` (config.json + safetensors).
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
+from diffusers import ConfigMixin, ModelMixin
+from diffusers.configuration_utils import register_to_config
 from einops import rearrange
 from torch import nn
 
@@ -26,7 +31,7 @@ FLOW_FUSIONS = ("tokens", "concat", "both")
 CHANNEL_UNIT_PIXELS = 4.0  # spatial flow channels: 1.0 = a displacement of 4 flow-map pixels
 
 
-class FlowConditioner(nn.Module):
+class FlowConditioner(ModelMixin, ConfigMixin):
     """Turns flow conditions into cross-attention tokens and/or extra input channels.
 
     Args:
@@ -37,6 +42,7 @@ class FlowConditioner(nn.Module):
         projection: ``auto`` (identity when 3 * patch^2 == D, else linear), ``linear``, ``none``.
     """
 
+    @register_to_config
     def __init__(
         self,
         fusion: FlowFusion = "tokens",

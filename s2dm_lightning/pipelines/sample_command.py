@@ -16,6 +16,7 @@ import numpy as np
 
 from s2dm_lightning.callbacks.sample_videos import SHEET_ROW_PX
 from s2dm_lightning.io import atomic_torch_save, safe_file_stem
+from s2dm_lightning.pipelines.motion import parametric_flows, parse_motion
 from s2dm_lightning.pipelines.text_to_video import TextToVideoOutput, TwoStageTextToVideo, flows_from_video
 from s2dm_lightning.validation import check_number
 from s2dm_lightning.video_files import write_gif, write_mp4, write_png
@@ -43,6 +44,8 @@ def sample(
     device: str = "cpu",
     fps: int = 8,
     scale: int = 4,
+    pipeline: str | None = None,
+    motion: str | None = None,
 ) -> Path:
     """Generate videos from prompts with S2DM and the stage-one flow generator (paper Sec. 3.4).
 
@@ -65,23 +68,29 @@ def sample(
         device: where the models run (cpu, cuda, ...).
         fps: playback frames per second of the written videos.
         scale: nearest-neighbour upscaling of the written videos.
+        pipeline: a folder written by `export` (S2DMPipeline), instead of --s2dm_config + --s2dm_ckpt.
+        motion: a formula instead of stage one: translate:DX,DY (pixels of the generated frames, x right,
+            y down), zoom:FACTOR or rotate:DEGREES (counter-clockwise), spread linearly over the frames.
     """
     if not prompt:
         raise ValueError("--prompt is required")
-    if s2dm_config is None or s2dm_ckpt is None:
-        raise ValueError("--s2dm_config and --s2dm_ckpt are required")
-    if motion_from is None and (flow_config is None or flow_ckpt is None):
-        raise ValueError("--flow_config and --flow_ckpt are required (or --motion_from for motion transfer)")
+    if pipeline is None and (s2dm_config is None or s2dm_ckpt is None):
+        raise ValueError("--s2dm_config and --s2dm_ckpt are required (or --pipeline FOLDER)")
+    if motion_from is not None and motion is not None:
+        raise ValueError(f"give one motion source: --motion_from={motion_from} or --motion={motion}, not both")
+    if motion is not None:
+        parse_motion(motion)  # a bad --motion stops here, before any model is loaded
+    if motion_from is None and motion is None and (flow_config is None or flow_ckpt is None):
+        raise ValueError("--flow_config and --flow_ckpt are required (or --motion_from VIDEO / --motion FORMULA)")
     check_number("--num_frames", num_frames, at_least=2, note="a video needs a first frame and a motion")
     check_number("--num_inference_steps", num_inference_steps, at_least=1, optional=True)
     for key, value in (("--fps", fps), ("--scale", scale)):
         check_number(key, value, at_least=1)
     prompts = [prompt] if isinstance(prompt, str) else list(prompt)
-    use_flow_generator = motion_from is None
-    pipeline = TwoStageTextToVideo.from_checkpoints(
-        s2dm_config, s2dm_ckpt, flow_config if use_flow_generator else None, flow_ckpt if use_flow_generator else None,
-        device=device,
-    )
+    use_flow_generator = motion_from is None and motion is None
+    two_stage = build_two_stage(pipeline, s2dm_config, s2dm_ckpt, flow_config if use_flow_generator else None,
+                                flow_ckpt if use_flow_generator else None, device)
+    pipeline_folder, pipeline = pipeline, two_stage  # --pipeline names the folder; below, the loaded models
     if num_inference_steps is not None:
         for model in (pipeline.s2dm, pipeline.flow_generator):
             if model is not None:
@@ -92,14 +101,43 @@ def sample(
     if motion_from is not None:
         reference_flows, motion_frames = flows_from_video(motion_from, pipeline.flow_size, num_frames,
                                                           motion_estimator)
+    if motion is not None:
+        reference_flows = parametric_flows(motion, pipeline.flow_size, num_frames, generated_frame_size(pipeline.s2dm))
     output = pipeline(prompts, seed=seed, num_frames=num_frames, reference_flows=reference_flows, progress=True)
     arguments = {"prompt": prompts, "s2dm_config": s2dm_config, "s2dm_ckpt": s2dm_ckpt, "flow_config": flow_config,
                  "flow_ckpt": flow_ckpt, "seed": seed, "num_frames": num_frames, "motion_from": motion_from,
-                 "num_inference_steps": num_inference_steps}
+                 "num_inference_steps": num_inference_steps, "pipeline": pipeline_folder, "motion": motion}
     folder = write_outputs(output, Path(output_dir), fps=fps, scale=scale, motion_frames=motion_frames,
-                           arguments=arguments)
+                           arguments=arguments, flow_label=None if motion is None else f"flow {motion}")
     print(f"wrote {len(prompts)} video(s) and contact_sheet.png to {folder}")
     return folder
+
+
+def build_two_stage(
+    pipeline: str | None,
+    s2dm_config: str | None,
+    s2dm_ckpt: str | None,
+    flow_config: str | None,
+    flow_ckpt: str | None,
+    device: str,
+) -> TwoStageTextToVideo:
+    """The two models: S2DM from a pipeline folder or a config + checkpoint; the flow generator if given."""
+    if pipeline is None:
+        return TwoStageTextToVideo.from_checkpoints(s2dm_config, s2dm_ckpt, flow_config, flow_ckpt, device=device)
+    from s2dm_lightning.models.flow_generator import FlowGenerator
+    from s2dm_lightning.models.s2dm import S2DM
+    from s2dm_lightning.pipelines.text_to_video import load_module
+
+    flow_generator = load_module(flow_config, flow_ckpt, FlowGenerator) if flow_config is not None else None
+    return TwoStageTextToVideo(S2DM.from_pretrained(pipeline), flow_generator).to(device)
+
+
+def generated_frame_size(model: Any) -> int:
+    """Side of the generated frames: x_0's size, times the VAE's downsampling for latent models."""
+    size = model.frame_shape()[-1]
+    if model.vae is None:
+        return size
+    return size * 2 ** (len(model.vae.config.block_out_channels) - 1)
 
 
 def write_outputs(
@@ -109,8 +147,12 @@ def write_outputs(
     scale: int = 4,
     motion_frames: np.ndarray | None = None,
     arguments: dict[str, Any] | None = None,
+    flow_label: str | None = None,
 ) -> Path:
-    """Write the videos (mp4 + gif panels), the contact sheet and ``samples.pt`` into ``folder``."""
+    """Write the videos (mp4 + gif panels), the contact sheet and ``samples.pt`` into ``folder``.
+
+    ``flow_label`` names the flows' source on the contact sheet (default: generated, or of the motion video).
+    """
     folder.mkdir(parents=True, exist_ok=True)
     height = output.frames.shape[-2]
     rows, labels = [], []
@@ -122,7 +164,8 @@ def write_outputs(
         write_gif(folder / f"{stem}.gif", panel, fps=fps)
         flow_rgb = resize_nearest(flow_to_rgb(output.flows[i]), height, frames.shape[2])
         rows += [frames, flow_rgb]
-        labels += [f"{i}: {prompt}", f"{i}: generated flow" if motion_frames is None else f"{i}: flow of the video"]
+        source = flow_label or ("generated flow" if motion_frames is None else "flow of the video")
+        labels += [f"{i}: {prompt}", f"{i}: {source}"]
         if motion_frames is not None:
             rows.append(motion_frames)
             labels.append(f"{i}: motion source")

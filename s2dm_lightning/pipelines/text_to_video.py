@@ -17,20 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-import numpy as np
 import torch
 import yaml
 
-from s2dm_lightning.data.flow import FlowSettings, estimate_flow_sequence
-from s2dm_lightning.data.sampling import interval_frame_indices
-from s2dm_lightning.data.video_io import count_frames, read_video
 from s2dm_lightning.flow_format import FLOW_CHANNELS, identity_condition
 from s2dm_lightning.models.flow_generator import FlowGenerator, resize_condition
 from s2dm_lightning.models.s2dm import S2DM
+from s2dm_lightning.pipelines.motion import FLOW_STREAM_OFFSET, flows_from_video  # noqa: F401 (re-exported)
 from s2dm_lightning.safe_load import load_checkpoint_state_dict
-
-# stage one draws from generators seeded ``FLOW_STREAM_OFFSET + seed``, apart from S2DM's ``seed`` streams
-FLOW_STREAM_OFFSET = 2**32
 
 
 @dataclass
@@ -111,22 +105,6 @@ def load_module(
                 f"another config?): {error}"
             ) from error
     return module.eval()
-
-
-def flows_from_video(
-    path: str | Path, flow_size: int, num_frames: int = 16, estimator: str = "opencv-dis"
-) -> tuple[torch.Tensor, np.ndarray]:
-    """Flows (num_frames, 3, flow_size, flow_size) of a video file or frame folder, and its clip frames.
-
-    Flows are estimated from frame 0 to every frame of the video (as the datasets' flow cache
-    does) and the clip takes the first frame of each of ``num_frames`` equal intervals.
-    Returns the flows and the clip's uint8 frames (num_frames, H, W, 3).
-    """
-    num_available = count_frames(path)
-    frames = read_video(path)
-    flows = estimate_flow_sequence(frames, FlowSettings(estimator=estimator, flow_size=flow_size))
-    indices = interval_frame_indices(num_available, num_frames, random=False)
-    return flows[indices], frames[indices]
 
 
 class TwoStageTextToVideo:

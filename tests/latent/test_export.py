@@ -27,9 +27,9 @@ def test_export_then_reload_gives_identical_samples(tiny_sd, tmp_path):
         for p in [*model.unet.parameters(), *model.flow_conditioner.parameters()]:
             p.add_(0.01 * torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
     model.save_pretrained(tmp_path / "export")
-    assert sorted(p.name for p in (tmp_path / "export").iterdir()) == [
-        "flow_conditioner.safetensors", "s2dm.json", "scheduler", "text_encoder", "tokenizer", "unet", "vae"]
-    settings = json.loads((tmp_path / "export" / "s2dm.json").read_text())["settings"]
+    assert sorted(p.name for p in (tmp_path / "export").iterdir()) == [  # the S2DMPipeline folder
+        "flow_conditioner", "model_index.json", "scheduler", "text_encoder", "tokenizer", "unet", "vae"]
+    settings = json.loads((tmp_path / "export" / "model_index.json").read_text())
     assert settings["guidance_scale"] == 3.0 and "pretrained" not in settings and "latent_cache_dir" not in settings
 
     reloaded = S2DM.from_pretrained(tmp_path / "export")
@@ -44,7 +44,7 @@ def test_an_unsaved_text_encoder_must_be_passed_back(tmp_path, text_encoder):
                  num_inference_steps=2).eval()  # pixel space: no vae/ in the folder
     model.save_pretrained(tmp_path / "export")
     assert not (tmp_path / "export" / "vae").exists()
-    with pytest.raises(ValueError, match="pass text_encoder="):
+    with pytest.raises(ValueError, match=r"text_encoder=\.\.\. to S2DM.from_pretrained"):
         S2DM.from_pretrained(tmp_path / "export")
     reloaded = S2DM.from_pretrained(tmp_path / "export", text_encoder=text_encoder)
     batch = fake_batch(num_videos=1, num_frames=2, size=8, flow_size=8)

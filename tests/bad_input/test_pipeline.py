@@ -1,0 +1,48 @@
+"""Bad input of the diffusers pipeline and its motion sources, met through ``python -m s2dm_lightning sample``."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _sample(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "s2dm_lightning", "sample", "--prompt", "a red square", *args],
+                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+
+
+def _last_line(result: subprocess.CompletedProcess) -> str:
+    return result.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.slow  # a CLI subprocess: ~6 s of imports on an idle machine, far more on a busy one
+def test_pipeline_folder_with_pickle(tmp_path):
+    from s2dm_lightning.models import S2DM
+    from tests.conftest import HashTextEncoder, tiny_unet
+
+    model = S2DM(tiny_unet(in_channels=3), HashTextEncoder(), flow_fusion="tokens", flow_size=8)
+    model.save_pretrained(tmp_path / "received")
+    pickle = tmp_path / "received" / "unet" / "diffusion_pytorch_model.bin"
+    torch.save(model.unet.state_dict(), pickle)
+    result = _sample(f"--pipeline={tmp_path / 'received'}", "--motion=zoom:2", f"--output_dir={tmp_path / 'out'}")
+    assert result.returncode != 0
+    last = _last_line(result)
+    assert "UnsafePipelineFolderError" in last and str(pickle) in last and "allow_pickle=True" in last
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow  # a CLI subprocess
+def test_unknown_motion_formula(tmp_path):
+    result = _sample("--pipeline=does/not/matter", "--motion=spin:3", f"--output_dir={tmp_path / 'out'}")
+    assert result.returncode != 0
+    last = _last_line(result)
+    assert last.startswith("ValueError") and "--motion='spin:3'" in last and "unknown motion 'spin'" in last
+    assert "translate:DX,DY" in last and not (tmp_path / "out").exists()
