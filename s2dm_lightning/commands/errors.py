@@ -19,6 +19,7 @@ from types import TracebackType
 
 import jsonargparse
 
+
 class CommandLineError(ValueError):
     """An error in what the command line or config asked for, found by the command itself: printed alone."""
 

@@ -6,7 +6,6 @@ the user sees is what the whole stack (LightningCLI, jsonargparse, our classes) 
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -14,7 +13,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
 from s2dm_lightning.data.synthetic import generate_synthetic_dataset
 from tests.latent.tiny_sd import make_tiny_sd_folder
