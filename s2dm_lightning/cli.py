@@ -1,17 +1,25 @@
-"""Command line: ``python -m s2dm_lightning {fit,validate,test,predict,preprocess} --config ...``.
+"""Command line: ``python -m s2dm_lightning SUBCOMMAND --config ...`` (``--help`` lists them all).
 
 fit/validate/test/predict are LightningCLI's (jsonargparse parses and checks every key of
 the YAML against the typed ``__init__`` arguments). ``preprocess`` parses the same config
-and only runs the data module's flow preprocessing.
+and only runs the data module's flow preprocessing; ``sample`` and ``export`` have their own
+parsers. Errors of our classes reach the screen through :mod:`s2dm_lightning.commands.errors`.
 """
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
-from lightning.pytorch import LightningDataModule, LightningModule
+import torch
+import yaml
+from lightning.pytorch import LightningDataModule, LightningModule, Trainer
+from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.cli import LightningCLI
 
+from s2dm_lightning.callbacks.progress import LineProgressBar, stdout_is_terminal
+from s2dm_lightning.commands.checkpoint_config import reconcile, refuse_mismatched_weights
+from s2dm_lightning.commands.errors import run_with_clear_errors
 from s2dm_lightning.evaluation import VideoMetricsCallback
 
 EXTRA_SUBCOMMANDS = {
@@ -38,6 +46,50 @@ class S2DMCLI(LightningCLI):
         parser.add_argument("--n_runs", type=int, default=1,
                             help="test only: repeat generation with K seeds (model.evaluation_run = 0..K-1) "
                                  "and report the mean and std of FVD/KVD")
+        parser.add_argument("--progress_every_n_steps", type=int | None, default=None,
+                            help="when stdout is not a terminal (a log file), print a progress line every N "
+                                 "training steps (default: trainer.log_every_n_steps)")
+
+    def _parse_ckpt_path(self) -> None:
+        """``--ckpt_path CKPT``: the checkpoint-vs-config rule of :mod:`s2dm_lightning.commands.checkpoint_config`
+        (replaces LightningCLI's silent merge of the checkpoint's hyperparameters over the config)."""
+        subcommand = self.config.get("subcommand")
+        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if not ckpt_path or not Path(ckpt_path).is_file():
+            return
+        self._checkpoint = torch.load(ckpt_path, weights_only=True, map_location="cpu", mmap=True)
+        hparams = self._checkpoint.get("hyper_parameters")
+        if not hparams:
+            return
+        dump = yaml.safe_load(self.parser.dump(self.config, skip_none=False, skip_link_targets=False))
+        reconcile(dict(hparams), dump[subcommand]["model"], str(ckpt_path))
+
+    def after_instantiate_classes(self) -> None:
+        """Weights of the checkpoint that do not fit the config's network stop the command here, named."""
+        super().after_instantiate_classes()
+        checkpoint = getattr(self, "_checkpoint", None)
+        if checkpoint is not None and "state_dict" in checkpoint:
+            ckpt_path = self.config[self.config["subcommand"]]["ckpt_path"]
+            refuse_mismatched_weights(checkpoint["state_dict"], self.model.state_dict(), str(ckpt_path))
+            self._checkpoint = None
+
+    def instantiate_trainer(self, **kwargs) -> Trainer:
+        """The trainer, with :class:`LineProgressBar` when stdout is not a terminal (unless the config has its own)."""
+        bar = self._line_progress_bar()
+        if bar is not None:
+            configured = self._get(self.config_init, "trainer", default={}).get("callbacks") or []
+            kwargs["callbacks"] = [*(configured if isinstance(configured, list) else [configured]), bar]
+        return super().instantiate_trainer(**kwargs)
+
+    def _line_progress_bar(self) -> LineProgressBar | None:
+        trainer_config = self._get(self.config_init, "trainer", default={})
+        callbacks = trainer_config.get("callbacks") or []
+        callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
+        if (stdout_is_terminal() or trainer_config.get("enable_progress_bar") is False
+                or any(isinstance(c, ProgressBar) for c in callbacks)):
+            return None
+        every = self._get(self.config, "progress_every_n_steps") or trainer_config.get("log_every_n_steps") or 50
+        return LineProgressBar(every_n_steps=int(every))
 
     def test(self, **kwargs) -> list:
         """``trainer.test`` once per run of ``--n_runs`` (new sampling seeds each run); the metrics callback
@@ -67,14 +119,37 @@ class S2DMCLI(LightningCLI):
             return None
 
 
-def _usage() -> str:
-    lines = ["usage: python -m s2dm_lightning {fit,validate,test,predict,preprocess} --config CONFIG.yaml [...]"]
-    lines += [f"  {name}: {text}" for name, text in EXTRA_SUBCOMMANDS.items()]
+def subcommand_table() -> dict[str, str]:
+    """Every subcommand with one line: LightningCLI's (the first sentence of the Trainer method's docstring,
+    as LightningCLI's own help shows it), then ``EXTRA_SUBCOMMANDS``."""
+    table = {}
+    for name in LightningCLI.subcommands():
+        paragraph = " ".join((getattr(Trainer, name).__doc__ or "").strip().split("\n\n")[0].split())
+        table[name] = paragraph.split(". ")[0].rstrip(".") + "."
+    return {**table, **EXTRA_SUBCOMMANDS}
+
+
+def usage() -> str:
+    """The top-level ``--help``: all subcommands, one line each."""
+    table = subcommand_table()
+    width = max(map(len, table))
+    lines = [f"usage: python -m s2dm_lightning {{{','.join(table)}}} --config CONFIG.yaml [--key value ...]", "",
+             "subcommands (SUBCOMMAND --help lists its options):"]
+    lines += [f"  {name:<{width}}  {text}" for name, text in table.items()]
     return "\n".join(lines)
 
 
 def main(args: list[str] | None = None) -> None:
-    argv = list(sys.argv[1:] if args is None else args)
+    """Run one subcommand; an error of our classes is printed alone, as the last line (exit status 2)."""
+    run_with_clear_errors(lambda: _run(list(sys.argv[1:] if args is None else args)))
+
+
+def _run(argv: list[str]) -> None:
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage(), file=sys.stdout if argv else sys.stderr)
+        if not argv:
+            raise SystemExit(2)
+        return
     if argv and argv[0] == "sample":
         from s2dm_lightning.pipelines.sample_command import main as sample_main
 
@@ -82,7 +157,7 @@ def main(args: list[str] | None = None) -> None:
         return
     if argv and argv[0] == "preprocess":
         if any(a in ("-h", "--help") for a in argv[1:]):
-            print(_usage())
+            print(usage())
             return
         # Parse the full experiment config (so the same YAML works), then preprocess only.
         # One process (no training here), so a 4-GPU config also preprocesses on a smaller machine.
@@ -100,7 +175,8 @@ def main(args: list[str] | None = None) -> None:
 
         export_main(argv[1:])
         return
-    S2DMCLI(args=argv)
+    # args=None when they are sys.argv's: LightningCLI warns when it is given both
+    S2DMCLI(args=None if argv == sys.argv[1:] else argv)
 
 
 if __name__ == "__main__":

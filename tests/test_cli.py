@@ -91,3 +91,12 @@ def test_module_entry_point_shows_help():
     result = subprocess.run([sys.executable, "-m", "s2dm_lightning", "fit", "--help"], capture_output=True,
                             text=True, cwd=REPO, timeout=120)
     assert result.returncode == 0 and "--config" in result.stdout
+
+
+def test_help_lists_every_subcommand():
+    result = subprocess.run([sys.executable, "-m", "s2dm_lightning", "--help"], capture_output=True, text=True,
+                            cwd=REPO, timeout=120)
+    assert result.returncode == 0, result.stderr
+    listed = [line.split()[0] for line in result.stdout.splitlines() if line.startswith("  ")]
+    assert listed == ["fit", "validate", "test", "predict", "preprocess", "sample", "export"]
+    assert all(len(line.split()) > 2 for line in result.stdout.splitlines() if line.startswith("  ")), "one line each"

@@ -1,6 +1,7 @@
-"""Lightning callbacks: sample videos during fit, write predicted videos to disk."""
+"""Lightning callbacks: sample videos during fit, write predicted videos to disk, progress lines for log files."""
 
 from s2dm_lightning.callbacks.prediction_writer import VideoPredictionWriter
+from s2dm_lightning.callbacks.progress import LineProgressBar
 from s2dm_lightning.callbacks.sample_videos import SampleVideosCallback
 
-__all__ = ["SampleVideosCallback", "VideoPredictionWriter"]
+__all__ = ["LineProgressBar", "SampleVideosCallback", "VideoPredictionWriter"]

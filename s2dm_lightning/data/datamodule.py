@@ -10,6 +10,7 @@ evaluation sampling is deterministic.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import logging
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -43,6 +44,13 @@ def _check_arguments(arguments: dict) -> None:
     check_number(KEY + "num_test_videos", arguments["num_test_videos"], at_least=1, optional=True)
     for name in ("num_workers", "preprocess_workers"):
         check_number(KEY + name, arguments[name], at_least=0)
+
+
+class CacheFolderNotWritableError(PermissionError):
+    """The flow cache folder cannot be created or written (a read-only ``data.root``, say)."""
+
+    def __str__(self) -> str:
+        return self.strerror
 
 
 class VideoDataModule(L.LightningDataModule, ABC):
@@ -99,6 +107,7 @@ class VideoDataModule(L.LightningDataModule, ABC):
         self.flow_settings = FlowSettings(
             estimator=flow_estimator, dis_preset=dis_preset, flow_size=flow_size
         )
+        self._default_cache_dir = cache_dir is None
         self.cache_dir = cache_dir if cache_dir is not None else str(Path(root) / f"flow_cache_{flow_size}")
         self.datasets: dict[str, VideoClipDataset] = {}
 
@@ -164,7 +173,17 @@ class VideoDataModule(L.LightningDataModule, ABC):
         return root
 
     def flow_cache(self) -> FlowCache:
-        return FlowCache(self.cache_dir, self.flow_settings, source=self.cache_source())
+        try:
+            return FlowCache(self.cache_dir, self.flow_settings, source=self.cache_source())
+        except OSError as error:
+            if error.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+                raise
+            default = " (the default, <data.root>/flow_cache_<flow_size>)" if self._default_cache_dir else ""
+            raise CacheFolderNotWritableError(
+                error.errno,
+                f"cannot write the flow cache folder '{self.cache_dir}'{default}: {error.strerror}. Put the cache "
+                "elsewhere with data.init_args.cache_dir (e.g. --data.init_args.cache_dir=/scratch/flow_cache)",
+            ) from error
 
     def preprocess(self, progress: bool = True) -> PreprocessSummary:
         """Compute the missing flows of every video, print and return the summary."""

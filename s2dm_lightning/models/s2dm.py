@@ -128,6 +128,11 @@ class S2DM(L.LightningModule):
         sampling_seed: seed of the z_T drawn in ``predict`` (offset by the batch index).
     """
 
+    # Settings the trained weights are tied to (their shapes, or what the network predicts): a checkpoint
+    # only loads into a config with the same values (s2dm_lightning.commands.checkpoint_config).
+    ARCHITECTURE_HPARAMS = ("unet", "vae", "text_encoder.class_path", "noise_scheduler", "sample_size",
+                            "flow_fusion", "flow_size", "flow_patch_size")
+
     def __init__(
         self,
         unet: UNet2DConditionModel | None = None,

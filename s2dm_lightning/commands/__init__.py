@@ -1,0 +1,1 @@
+"""The command line's machinery beside LightningCLI: clear errors, the checkpoint-vs-config rule."""
