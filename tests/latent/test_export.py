@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from s2dm_lightning.models import S2DM
-from s2dm_lightning.safe_load import ReceivedFileError
+from s2dm_lightning.pipelines.s2dm_pipeline import UnsafePipelineFolderError
 from tests.conftest import fake_batch, tiny_unet
 from tests.received_files import save_pickled_checkpoint
 
@@ -66,8 +66,8 @@ def test_export_refuses_to_overwrite_a_foreign_folder(tiny_sd, tmp_path, text_en
 
 
 def test_from_pretrained_refuses_pickled_weights_and_names_the_file(tmp_path, text_encoder):
-    """A received export whose UNet weights are a pickle (.bin) with a payload: diffusers loads .bin files
-    with weights_only=True, so the payload does not run, and the error names the file."""
+    """A received export whose UNet weights are a pickle (.bin) with a payload is refused before anything
+    is loaded, naming the file; a damaged safetensors file is named too."""
     model = S2DM(tiny_unet(sample_size=8, in_channels=3), text_encoder, flow_fusion="tokens", flow_size=8)
     model.save_pretrained(tmp_path / "export")
     unet = tmp_path / "export" / "unet"
@@ -75,10 +75,12 @@ def test_from_pretrained_refuses_pickled_weights_and_names_the_file(tmp_path, te
     (unet / "diffusion_pytorch_model.safetensors").unlink()
     marker = tmp_path / "marker"
     save_pickled_checkpoint(unet / "diffusion_pytorch_model.bin", state, marker)
-    with pytest.raises(OSError, match="diffusion_pytorch_model.bin"):
+    with pytest.raises(UnsafePipelineFolderError, match="diffusion_pytorch_model.bin"):
         S2DM.from_pretrained(tmp_path / "export", text_encoder=text_encoder)
     assert not marker.exists(), "the pickled payload ran"
-    (tmp_path / "export" / "flow_conditioner.safetensors").write_bytes(b"not safetensors")
+    (unet / "diffusion_pytorch_model.bin").unlink()
     save_file(state, unet / "diffusion_pytorch_model.safetensors")
-    with pytest.raises(ReceivedFileError, match="'.*flow_conditioner.safetensors' is unreadable as safetensors"):
+    conditioner = tmp_path / "export" / "flow_conditioner" / "diffusion_pytorch_model.safetensors"
+    conditioner.write_bytes(b"not safetensors")
+    with pytest.raises(Exception, match="flow_conditioner"):
         S2DM.from_pretrained(tmp_path / "export", text_encoder=text_encoder)
