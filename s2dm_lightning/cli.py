@@ -13,6 +13,8 @@ from lightning.pytorch import LightningDataModule, LightningModule
 from lightning.pytorch.cli import LightningCLI
 
 from s2dm_lightning.evaluation import VideoMetricsCallback
+from s2dm_lightning.resume import resolve_last
+from s2dm_lightning.strategy_check import reject_unpicklable_spawn
 
 EXTRA_SUBCOMMANDS = {
     "preprocess": "Compute and cache the flow/occlusion conditions of a dataset (no training).",
@@ -38,6 +40,15 @@ class S2DMCLI(LightningCLI):
         parser.add_argument("--n_runs", type=int, default=1,
                             help="test only: repeat generation with K seeds (model.evaluation_run = 0..K-1) "
                                  "and report the mean and std of FVD/KVD")
+
+    def instantiate_classes(self) -> None:
+        super().instantiate_classes()
+        reject_unpicklable_spawn(self.trainer)  # ddp_spawn: a clear error now, not a pickling traceback later
+
+    def fit(self, **kwargs) -> None:
+        """``trainer.fit``; ``--ckpt_path last`` = the experiment's newest complete checkpoint (docs/resuming.md)."""
+        kwargs["ckpt_path"] = resolve_last(self.trainer, kwargs.get("ckpt_path"))
+        self.trainer.fit(**kwargs)
 
     def test(self, **kwargs) -> list:
         """``trainer.test`` once per run of ``--n_runs`` (new sampling seeds each run); the metrics callback
