@@ -6,7 +6,8 @@ Lightning alone looks for ``last.ckpt`` only in the folder of the logger's *next
 ``dirpath``), the most recently written one that loads as data and has a ``global_step``; a file cut
 short by a kill mid-write (Lightning does not write by rename) is skipped with a warning. The logger
 then continues that checkpoint's version folder, and TensorBoard hides the killed run's events past
-the checkpoint's step (``purge_step``). See docs/resuming.md.
+the checkpoint's step (``purge_step``); with no checkpoint at all, training starts from step 0 in the
+newest version folder (a run killed before its first checkpoint). See docs/resuming.md.
 """
 
 from __future__ import annotations
@@ -23,6 +24,10 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 
 VERSION_FOLDER = re.compile(r"version_(\d+)")
+
+
+class IncompleteCheckpoint(ValueError):
+    """The file does not load: cut short by a kill while Lightning wrote it (or otherwise damaged)."""
 
 
 @dataclass(frozen=True)
@@ -50,7 +55,7 @@ def read_checkpoint(path: Path) -> Checkpoint:
         data = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as error:  # noqa: BLE001 - any failure means "cannot resume from this file"
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ValueError(f"does not load ({first_line})") from error
+        raise IncompleteCheckpoint(f"does not load ({first_line})") from error
     step = data.get("global_step") if isinstance(data, dict) else None
     if not isinstance(step, int):
         raise ValueError("has no global_step (not a Lightning training checkpoint)")
@@ -78,21 +83,23 @@ def experiment_folder(trainer: Trainer) -> Path:
     return Path(logger.save_dir or trainer.default_root_dir) / str(logger.name or "")
 
 
-def newest_complete(folders: list[Path]) -> tuple[Checkpoint | None, list[tuple[Path, str]]]:
+def newest_complete(folders: list[Path]) -> tuple[Checkpoint | None, list[tuple[Path, Exception]]]:
     """The most recently written complete checkpoint (ties: the higher step), and the files skipped."""
     complete: list[Checkpoint] = []
-    skipped: list[tuple[Path, str]] = []
+    skipped: list[tuple[Path, Exception]] = []
     seen: set[Path] = set()
     for folder in folders:
-        for path in sorted(folder.glob("*.ckpt")):
-            target = path.resolve()  # save_last: link makes last.ckpt a symlink to a step checkpoint
+        # last*.ckpt first: with save_last: link it is a symlink to a step checkpoint, and resuming from
+        # its name keeps ModelCheckpoint writing last.ckpt (not last-v1.ckpt) afterwards.
+        for path in sorted(folder.glob("*.ckpt"), key=lambda p: (not p.name.startswith("last"), p.name)):
+            target = path.resolve()
             if target in seen:
                 continue
             seen.add(target)
             try:
                 complete.append(read_checkpoint(path))
             except (ValueError, OSError) as error:
-                skipped.append((path, str(error)))
+                skipped.append((path, error))
     newest = max(complete, key=lambda c: (c.mtime, c.global_step), default=None)
     # An older broken file is not what `last` would have meant: report only those newer than the choice.
     skipped = [(p, why) for p, why in skipped if newest is None or _mtime(p) >= newest.mtime]
@@ -116,14 +123,11 @@ def other_places(trainer: Trainer, searched: list[Path]) -> list[Path]:
     return list(dict.fromkeys(found))
 
 
-def continue_logging_in(trainer: Trainer, checkpoint: Checkpoint) -> None:
-    """Point the logger at the checkpoint's version folder (unless the user fixed a version)."""
-    if not trainer.loggers:
-        return
-    logger = trainer.loggers[0]
-    version_folder = checkpoint.path.parent.parent
-    if version_folder.parent.resolve() != experiment_folder(trainer).resolve():
+def continue_logging_in(trainer: Trainer, version_folder: Path, step: int) -> None:
+    """Point the logger at ``version_folder`` from ``step`` on (unless the user fixed a version)."""
+    if not trainer.loggers or version_folder.parent.resolve() != experiment_folder(trainer).resolve():
         return  # a ModelCheckpoint dirpath outside the logger's tree: nothing says which version it was
+    logger = trainer.loggers[0]
     # The logger's version is still unresolved here (it is read when fit starts); _version is where
     # Lightning's loggers keep the constructor's ``version`` argument.
     if getattr(logger, "_version", "unset") is not None:
@@ -133,7 +137,18 @@ def continue_logging_in(trainer: Trainer, checkpoint: Checkpoint) -> None:
     if isinstance(logger, TensorBoardLogger):
         # SummaryWriter(purge_step=N): TensorBoard hides the killed run's events at steps >= N, which
         # this run logs again, so the curves continue without a doubled stretch.
-        logger._kwargs.setdefault("purge_step", checkpoint.global_step)
+        # (LightningCLI passes SummaryWriter's own purge_step=None, so test for None, not for the key.)
+        if logger._kwargs.get("purge_step") is None:
+            logger._kwargs["purge_step"] = step
+
+
+def newest_version_folder(trainer: Trainer) -> Path | None:
+    """The experiment's highest ``version_N`` folder (the run a kill before its first checkpoint left)."""
+    if not trainer.loggers or not experiment_folder(trainer).is_dir():
+        return None
+    numbered = [(int(m.group(1)), p) for p in experiment_folder(trainer).iterdir()
+                if p.is_dir() and (m := VERSION_FOLDER.fullmatch(p.name))]
+    return max(numbered, key=lambda n: n[0])[1] if numbered else None
 
 
 def resolve_last(trainer: Trainer, ckpt_path: str | None) -> str | None:
@@ -147,11 +162,18 @@ def resolve_last(trainer: Trainer, ckpt_path: str | None) -> str | None:
     folders = checkpoint_folders(trainer)
     newest, skipped = newest_complete(folders)
     for path, why in skipped:
-        _say(f"WARNING: skipping {path}: {why} (cut short by a kill while it was written?)")
+        if isinstance(why, IncompleteCheckpoint) and rank_zero_only.rank == 0:
+            # Moved aside, so this run writes a fresh last.ckpt (ModelCheckpoint would pick last-v1.ckpt
+            # beside a broken one) and `last.ckpt` stays the path to the newest weights.
+            aside = path.with_name(path.name + ".incomplete")
+            os.replace(path, aside)
+            _say(f"WARNING: skipping {path}: {why}; cut short by a kill while it was written? moved to {aside.name}")
+        else:
+            _say(f"WARNING: skipping {path}: {why}")
     where = ", ".join(str(f) for f in folders) or "(no ModelCheckpoint callback)"
     if newest is not None:
         _say(f"--ckpt_path last: resuming from {newest.path} (global_step {newest.global_step})")
-        continue_logging_in(trainer, newest)
+        continue_logging_in(trainer, newest.path.parent.parent, newest.global_step)
         return str(newest.path)
     elsewhere = other_places(trainer, folders)
     if elsewhere:
@@ -160,6 +182,9 @@ def resolve_last(trainer: Trainer, ckpt_path: str | None) -> str | None:
             f"--ckpt_path last: no complete checkpoint in {where}, but checkpoints exist elsewhere:\n  {listing}\n"
             "pass one with --ckpt_path PATH, or leave out --ckpt_path to train from step 0"
         )
+    killed_run = newest_version_folder(trainer)
+    if killed_run is not None:  # no checkpoint anywhere: its events are replaced from step 0
+        continue_logging_in(trainer, killed_run, 0)
     if skipped:
         _say(f"WARNING: --ckpt_path last: no complete checkpoint in {where}: training starts from step 0")
     else:

@@ -20,6 +20,7 @@ from lightning.pytorch import Callback
 REPO = Path(__file__).resolve().parents[1]
 EVERY = 4  # checkpoint interval of the tiny config (training steps)
 MAX_STEPS = 12
+EMA_START = 2  # EMAWeightAveraging's update_starting_at_step
 
 
 class StepPacer(Callback):
@@ -48,7 +49,7 @@ def tiny_config(tmp_path: Path, save_top_k: int = 1) -> Path:
     trainer["logger"]["init_args"]["save_dir"] = str(tmp_path / "logs")
     checkpoint, ema = trainer["callbacks"][0], trainer["callbacks"][1]
     checkpoint["init_args"].update(every_n_train_steps=EVERY, save_top_k=save_top_k)
-    ema["init_args"].update(decay=0.9, update_starting_at_step=2)
+    ema["init_args"].update(decay=0.9, update_starting_at_step=EMA_START)
     pacer = {"class_path": "tests.test_resume.StepPacer"}
     trainer["callbacks"] = [checkpoint, ema, pacer]
     init = config["model"]["init_args"]
@@ -114,6 +115,8 @@ def test_truncated_newest_falls_back_to_previous_complete_and_says_so(tmp_path, 
     assert resolve_last(_trainer(tmp_path), "last") == str(older)
     err = capsys.readouterr().err
     assert "skipping" in err and "step=8.ckpt" in err and "last.ckpt" in err and "global_step 4" in err
+    assert sorted(p.name for p in folder.iterdir()) == ["epoch=0-step=4.ckpt", "epoch=1-step=8.ckpt.incomplete",
+                                                         "last.ckpt.incomplete"], "the broken files moved aside"
 
 
 def test_nothing_to_resume_trains_from_step_zero(tmp_path, capsys):
@@ -121,6 +124,10 @@ def test_nothing_to_resume_trains_from_step_zero(tmp_path, capsys):
 
     assert resolve_last(_trainer(tmp_path), "last") is None
     assert "training starts from step 0" in capsys.readouterr().err
+    (tmp_path / "exp/version_0").mkdir(parents=True)  # a run killed before its first checkpoint
+    trainer = _trainer(tmp_path)
+    assert resolve_last(trainer, "last") is None
+    assert trainer.logger.version == 0 and trainer.logger._kwargs["purge_step"] == 0, "its events are replaced"
     _truncate(_fake_checkpoint(tmp_path / "exp/version_0/checkpoints/last.ckpt", 4, 1000))
     assert resolve_last(_trainer(tmp_path), "last") is None
     assert "WARNING" in capsys.readouterr().err
@@ -135,5 +142,119 @@ def test_symlinked_last_counts_once_and_a_non_lightning_file_is_skipped(tmp_path
     torch.save({"weights": torch.zeros(2)}, folder / "other.ckpt")
     os.utime(folder / "other.ckpt", (2000, 2000))
     newest, skipped = newest_complete([folder])
-    assert newest.global_step == 4 and newest.path.resolve() == step
-    assert [(p.name, "global_step" in why) for p, why in skipped] == [("other.ckpt", True)]
+    assert newest.global_step == 4 and newest.path.name == "last.ckpt" and newest.path.resolve() == step
+    assert [(p.name, "global_step" in str(why)) for p, why in skipped] == [("other.ckpt", True)]
+
+
+# -- the real command line, killed with SIGKILL and resumed ------------------------------------------------
+
+
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+
+
+def _fit_args(config: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "s2dm_lightning", "fit", "--config", str(config), *extra]
+
+
+def _fit(config: Path) -> subprocess.Popen:
+    return subprocess.Popen(_fit_args(config), cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            text=True)
+
+
+def _lines(stream) -> queue.Queue:
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line.strip()) for line in stream], daemon=True).start()
+    return lines
+
+
+def _kill_when(process: subprocess.Popen, moment: str, folder: Path) -> int:
+    """SIGKILL the run at ``moment``; returns the last step it reported."""
+    lines, last_step, deadline = _lines(process.stdout), 0, time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if moment == "right_after_checkpoint" and list(folder.glob(f"*step={2 * EVERY}.ckpt")):
+            break  # the file exists: Lightning may still be writing it
+        try:
+            line = lines.get(timeout=0.005)
+        except queue.Empty:
+            continue
+        if line.startswith("step "):
+            last_step = int(line.split()[1])
+        if (moment, last_step) in {("before_first_checkpoint", EVERY // 2), ("between_checkpoints", EVERY + 2),
+                                   ("truncated_newest", 2 * EVERY + 2)}:
+            break
+    else:
+        raise AssertionError(f"the run never reached {moment}")
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=60)
+    return last_step
+
+
+def _zip_intact(path: Path) -> bool:
+    """Independent of the resolver's torch.load check: the zip's directory and every member's CRC."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.testzip() is None
+    except (zipfile.BadZipFile, OSError, EOFError):
+        return False
+
+
+def _state(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("moment", ["before_first_checkpoint", "right_after_checkpoint", "between_checkpoints",
+                                    "truncated_newest"])
+def test_killed_fit_resumes_from_newest_complete_checkpoint(tmp_path, moment):
+    config = tiny_config(tmp_path, save_top_k=-1 if moment == "truncated_newest" else 1)
+    folder = tmp_path / "logs/synthetic/version_0/checkpoints"
+    killed_at = _kill_when(_fit(config), moment, folder)
+    if moment == "truncated_newest":  # a kill mid-write of the step-8 checkpoint and of last.ckpt
+        for path in [folder / "last.ckpt", *folder.glob(f"*step={2 * EVERY}.ckpt")]:
+            _truncate(path)
+    complete = [p for p in folder.glob("*.ckpt") if _zip_intact(p)] if folder.is_dir() else []
+    expected = max((_state(p)["global_step"] for p in complete), default=0)
+    expected_ema = max((int(_state(p)["averaging_state"]["n_averaged"]) for p in complete), default=0)
+
+    resumed = subprocess.run(_fit_args(config, "--ckpt_path", "last"), cwd=REPO, env=ENV, capture_output=True,
+                             text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    start = next(line for line in resumed.stdout.splitlines() if line.startswith("start ")).split()
+    start_step, start_ema = int(start[1]), int(start[3])
+    print(f"{moment}: killed after step {killed_at}, resumed at step {start_step}, lost {killed_at - start_step}")
+    assert start_step == expected, resumed.stderr[-3000:]
+    if moment != "truncated_newest":  # there the test itself destroyed the step-8 checkpoint
+        assert killed_at - start_step <= EVERY + 1, "at most one checkpoint interval (and the step being written) lost"
+    assert start_ema == expected_ema, "the EMA's update count comes back from the checkpoint"
+    if moment == "truncated_newest":
+        assert start_step == EVERY and "skipping" in resumed.stderr and "last.ckpt" in resumed.stderr
+    if expected == 0:
+        assert "training starts from step 0" in resumed.stderr
+
+    assert sorted(p.name for p in (tmp_path / "logs/synthetic").iterdir()) == ["version_0"], "one run folder"
+    final = _state(folder / "last.ckpt")
+    assert final["global_step"] == MAX_STEPS
+    assert final["lr_schedulers"][0]["last_epoch"] == MAX_STEPS, "the LR schedule continued, not restarted"
+    optimizer_steps = {int(s["step"]) for s in final["optimizer_states"][0]["state"].values()}
+    assert optimizer_steps == {MAX_STEPS}, "Adam's step counts continued"
+    if start_step > EMA_START:  # from then on every step adds one update to the restored count
+        assert int(final["averaging_state"]["n_averaged"]) == start_ema + MAX_STEPS - start_step, \
+            "the EMA continued from its restored state"
+    _assert_tensorboard_run_is_continuous(tmp_path / "logs/synthetic/version_0", start_step)
+
+
+def _assert_tensorboard_run_is_continuous(run: Path, start_step: int) -> None:
+    """TensorBoard's reading of the run folder: each step logged once (the killed run's events after the
+    checkpoint are purged), in order, up to the last. Lightning logs a batch's metrics after its
+    on_train_batch_end, where the checkpoint is written, so a kill between the two loses the log point
+    of the checkpoint's own batch (logged at step start_step - 1): the only gap allowed."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run))
+    events.Reload()
+    tag = next(t for t in events.Tags()["scalars"] if "loss" in t)
+    steps = [e.step for e in events.Scalars(tag)]
+    assert steps == sorted(set(steps)) and steps[-1] == MAX_STEPS - 1, f"{tag} steps {steps}"
+    assert set(range(MAX_STEPS)) - set(steps) <= {start_step - 1}, f"{tag} steps {steps}"
