@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,16 +47,22 @@ def _say(message: str) -> None:
 
 
 def read_checkpoint(path: Path) -> Checkpoint:
-    """The checkpoint's step, or ValueError saying why the file is not a complete checkpoint.
+    """The checkpoint's step; IncompleteCheckpoint for a file cut short, ValueError for other unusable files.
 
-    A file cut short has no zip central directory, so ``torch.load`` fails; ``mmap`` reads only the
-    pickled structure, not the tensors, so this is cheap even for multi-GB checkpoints.
+    A zip file's directory is its last part, so a file cut short has none. ``torch.load`` with ``mmap``
+    reads only the pickled structure, not the tensors: cheap even for multi-GB checkpoints.
     """
+    try:
+        with zipfile.ZipFile(path):
+            pass
+    except (zipfile.BadZipFile, OSError) as error:
+        raise IncompleteCheckpoint(f"is not a complete zip file ({error})") from error
     try:
         data = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as error:  # noqa: BLE001 - any failure means "cannot resume from this file"
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise IncompleteCheckpoint(f"does not load ({first_line})") from error
+        first_line = (str(error).strip() or type(error).__name__).splitlines()[0]
+        raise ValueError(f"does not load with torch.load(weights_only=True) ({first_line}); "
+                         "if you trust it, pass it as --ckpt_path PATH") from error
     step = data.get("global_step") if isinstance(data, dict) else None
     if not isinstance(step, int):
         raise ValueError("has no global_step (not a Lightning training checkpoint)")
@@ -170,7 +177,8 @@ def resolve_last(trainer: Trainer, ckpt_path: str | None) -> str | None:
             _say(f"WARNING: skipping {path}: {why}; cut short by a kill while it was written? moved to {aside.name}")
         else:
             _say(f"WARNING: skipping {path}: {why}")
-    where = ", ".join(str(f) for f in folders) or "(no ModelCheckpoint callback)"
+    where = ", ".join(str(f) for f in folders) or (
+        f"{experiment_folder(trainer)}/*/checkpoints" if trainer.loggers else "(no ModelCheckpoint callback)")
     if newest is not None:
         _say(f"--ckpt_path last: resuming from {newest.path} (global_step {newest.global_step})")
         continue_logging_in(trainer, newest.path.parent.parent, newest.global_step)

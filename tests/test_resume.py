@@ -134,16 +134,20 @@ def test_nothing_to_resume_trains_from_step_zero(tmp_path, capsys):
 
 
 def test_symlinked_last_counts_once_and_a_non_lightning_file_is_skipped(tmp_path):
-    from s2dm_lightning.resume import newest_complete
+    from s2dm_lightning.resume import IncompleteCheckpoint, newest_complete
 
     folder = tmp_path / "checkpoints"
     step = _fake_checkpoint(folder / "epoch=0-step=4.ckpt", 4, 1000)
     (folder / "last.ckpt").symlink_to(step.name)
     torch.save({"weights": torch.zeros(2)}, folder / "other.ckpt")
-    os.utime(folder / "other.ckpt", (2000, 2000))
+    torch.save({"global_step": 9, "hparams": Path("x")}, folder / "pickled.ckpt")  # needs pickle to load
+    for name in ("other.ckpt", "pickled.ckpt"):
+        os.utime(folder / name, (2000, 2000))
     newest, skipped = newest_complete([folder])
     assert newest.global_step == 4 and newest.path.name == "last.ckpt" and newest.path.resolve() == step
-    assert [(p.name, "global_step" in str(why)) for p, why in skipped] == [("other.ckpt", True)]
+    reasons = {p.name: why for p, why in skipped}
+    assert "global_step" in str(reasons["other.ckpt"]) and "weights_only" in str(reasons["pickled.ckpt"])
+    assert not any(isinstance(why, IncompleteCheckpoint) for why in reasons.values()), "complete files stay put"
 
 
 # -- the real command line, killed with SIGKILL and resumed ------------------------------------------------
