@@ -21,6 +21,8 @@ from s2dm_lightning.callbacks.progress import LineProgressBar, stdout_is_termina
 from s2dm_lightning.commands.checkpoint_config import reconcile, refuse_mismatched_weights
 from s2dm_lightning.commands.errors import run_with_clear_errors
 from s2dm_lightning.evaluation import VideoMetricsCallback
+from s2dm_lightning.resume import resolve_last
+from s2dm_lightning.strategy_check import reject_unpicklable_spawn
 
 EXTRA_SUBCOMMANDS = {
     "preprocess": "Compute and cache the flow/occlusion conditions of a dataset (no training).",
@@ -90,6 +92,15 @@ class S2DMCLI(LightningCLI):
             return None
         every = self._get(self.config, "progress_every_n_steps") or trainer_config.get("log_every_n_steps") or 50
         return LineProgressBar(every_n_steps=int(every))
+
+    def instantiate_classes(self) -> None:
+        super().instantiate_classes()
+        reject_unpicklable_spawn(self.trainer)  # ddp_spawn: a clear error now, not a pickling traceback later
+
+    def fit(self, **kwargs) -> None:
+        """``trainer.fit``; ``--ckpt_path last`` = the experiment's newest complete checkpoint (docs/resuming.md)."""
+        kwargs["ckpt_path"] = resolve_last(self.trainer, kwargs.get("ckpt_path"))
+        self.trainer.fit(**kwargs)
 
     def test(self, **kwargs) -> list:
         """``trainer.test`` once per run of ``--n_runs`` (new sampling seeds each run); the metrics callback
