@@ -16,16 +16,8 @@ from s2dm_lightning.data import MHADDataModule, VideoFolderDataModule
 from s2dm_lightning.data.flow import FlowSettings
 from s2dm_lightning.data.flow_cache import FlowCache
 from s2dm_lightning.data.sampling import interval_frame_indices
-from s2dm_lightning.flow_format import identity_condition
 from tests.bad_input.cli import assert_fails_with, run_cli, tiny_config
-from tests.data.fake_datasets import make_mhad_tree, make_mug_tree
-
-
-def _conditions(frames: int, size: int) -> torch.Tensor:
-    flow = identity_condition(size, size).repeat(frames, 1, 1, 1)
-    flow[1:, :2] += 0.05 * torch.randn(frames - 1, 2, size, size)
-    flow[1:, 2] = torch.rand(frames - 1, size, size)
-    return flow
+from tests.data.fake_datasets import make_mhad_tree, make_mug_tree, random_conditions
 
 
 def test_missing_data_root(tmp_path):
@@ -64,7 +56,7 @@ def test_flow_cache_wrong_shape(tmp_path):
     torch.save({"displacement": torch.zeros(4, 2, 8, 8).half(), "num_frames": 4}, path)
     with pytest.raises(ValueError, match="a.pt"):
         cache.load("a")
-    cache.save("a", _conditions(4, 8))
+    cache.save("a", random_conditions(4, 8))
     with pytest.raises(ValueError, match="a.pt.*4 frames.*7"):
         cache.load("a", expected_frames=7)
     path.write_bytes(b"garbage")
@@ -77,7 +69,7 @@ def test_flow_cache_wrong_shape(tmp_path):
 def test_flow_cache_other_settings(tmp_path, caplog):
     for change in ({"flow_size": 16}, {"dis_preset": "fast"}):
         folder = tmp_path / next(iter(change))
-        FlowCache(folder, FlowSettings(flow_size=8)).save("a", _conditions(3, 8))
+        FlowCache(folder, FlowSettings(flow_size=8)).save("a", random_conditions(3, 8))
         new_settings = FlowSettings(**{"flow_size": 8, **change})
         with caplog.at_level(logging.WARNING):
             cache = FlowCache(folder, new_settings)

@@ -1,4 +1,4 @@
-"""Tiny fake MUG and UTD-MHAD trees in the datasets' real layouts, for the data tests."""
+"""Tiny fake MUG and UTD-MHAD trees in the datasets' real layouts, and random flow conditions, for the data tests."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import torch
 
 from s2dm_lightning.data.mug import EXPRESSIONS
+from s2dm_lightning.flow_format import identity_condition
 from tests.data.conftest import moving_texture_video, write_avi
 
 
@@ -69,3 +71,11 @@ def make_mhad_tree(
     (folder / "a1_s1_t1_depth.mat").write_bytes(b"not a video")
     (folder / "readme.txt").write_text("UTD-MHAD")
     return folder
+
+
+def random_conditions(frames: int, size: int) -> torch.Tensor:
+    """(frames, 3, size, size) grid + occlusion: frame 0 the identity, the others small random warps."""
+    flow = identity_condition(size, size).repeat(frames, 1, 1, 1)
+    flow[1:, :2] += 0.05 * torch.randn(frames - 1, 2, size, size)
+    flow[1:, 2] = torch.rand(frames - 1, size, size)
+    return flow

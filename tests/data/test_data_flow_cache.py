@@ -7,18 +7,12 @@ import torch
 from s2dm_lightning.data.flow import FlowSettings
 from s2dm_lightning.data.flow_cache import FlowCache
 from s2dm_lightning.flow_format import identity_condition
-
-
-def _conditions(frames: int, size: int) -> torch.Tensor:
-    flow = identity_condition(size, size).repeat(frames, 1, 1, 1)
-    flow[1:, :2] += 0.05 * torch.randn(frames - 1, 2, size, size)
-    flow[1:, 2] = torch.rand(frames - 1, size, size)
-    return flow
+from tests.data.fake_datasets import random_conditions
 
 
 def test_roundtrip_frame_zero_exact(tmp_path):
     cache = FlowCache(tmp_path / "cache", FlowSettings(flow_size=8))
-    flow = _conditions(5, 8)
+    flow = random_conditions(5, 8)
     assert not cache.has("a")
     cache.save("a", flow)
     assert cache.has("a")
@@ -34,7 +28,7 @@ def test_roundtrip_frame_zero_exact(tmp_path):
 
 def test_not_rebuilt_when_settings_unchanged(tmp_path):
     settings = FlowSettings(flow_size=8)
-    FlowCache(tmp_path, settings).save("a", _conditions(3, 8))
+    FlowCache(tmp_path, settings).save("a", random_conditions(3, 8))
     before = (tmp_path / "a.pt").stat().st_mtime_ns
     (tmp_path / ".a.pt.x1.tmp").write_bytes(b"half written")  # a write killed midway
     reopened = FlowCache(tmp_path, settings)
@@ -47,5 +41,5 @@ def test_safe_distinct_file_names(tmp_path):
     paths = {cache.path_for(v) for v in ["s01/anger/take000", "s01_anger_take000", "../x", "a b"]}
     assert len(paths) == 4
     assert all(p.parent == tmp_path and p.suffix == ".pt" for p in paths)
-    cache.save("s01/anger/take000", _conditions(2, 8))
+    cache.save("s01/anger/take000", random_conditions(2, 8))
     assert cache.has("s01/anger/take000") and not cache.has("s01_anger_take000")
