@@ -13,14 +13,17 @@ import dataclasses
 import errno
 import logging
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from pathlib import Path
 
 import lightning as L
+import torch
 from torch.utils.data import DataLoader
 
 from s2dm_lightning.data.datasets import CyclicDataset, VideoClipDataset, VideoRecord, read_metadata
 from s2dm_lightning.data.flow import DIS_PRESETS, ESTIMATORS, FlowSettings
 from s2dm_lightning.data.flow_cache import FlowCache
+from s2dm_lightning.data.latent_cache import LatentCache, prepare_latent_cache
 from s2dm_lightning.data.preprocess import PreprocessSummary, preprocess_flows
 from s2dm_lightning.data.regionmm import import_regionmm_flows
 from s2dm_lightning.data.synthetic import check_generation_arguments, generate_synthetic_dataset
@@ -232,6 +235,30 @@ class VideoDataModule(L.LightningDataModule, ABC):
             "test": make(by_split["test"], False),
             "predict": make(by_split["test"], False),
         }
+
+    def use_latent_cache(
+        self,
+        cache_dir: str | Path,
+        vae: torch.nn.Module,
+        rank: int = 0,
+        world_size: int = 1,
+        barrier: Callable[[str], None] | None = None,
+        require_complete: bool = True,
+    ) -> LatentCache:
+        """Encode the training videos missing from the latent cache ``cache_dir`` with ``vae`` (the model's,
+        on its device), then have the training clips carry their latents instead of frames.
+
+        ``setup`` must have run. ``rank``/``world_size``/``barrier``: DDP ranks share the encoding
+        (see ``latent_cache.prepare_latent_cache``); ``require_complete``: a training video still
+        without latents is an error naming it (training), else only reported (``preprocess``).
+        """
+        dataset = self._dataset("train")
+        crop = self.frame_crop()
+        source = {"crop": list(crop)} if crop is not None else None
+        cache = prepare_latent_cache(cache_dir, dataset.records, dataset.resolution, source, vae, rank=rank,
+                                     world_size=world_size, barrier=barrier, require_complete=require_complete)
+        dataset.latent_cache = cache
+        return cache
 
     def captions(self) -> list[str]:
         """The distinct captions of the datasets ``setup`` built (checked against the text encoder's window)."""

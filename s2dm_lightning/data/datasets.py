@@ -12,9 +12,10 @@ import csv
 import json
 import os
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
@@ -115,12 +116,23 @@ def frames_to_tensor(frames: np.ndarray, resolution: int) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(array))
 
 
+class LatentClips(Protocol):
+    """Where a clip's latents come from (``latent_cache.LatentCache``)."""
+
+    def clip(self, video_id: str, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Posterior mean and std (F, C, h, w) of frames ``indices`` of ``video_id``."""
+        ...
+
+
 class VideoClipDataset(Dataset):
     """Clips of ``num_frames`` frames with their flow conditions; one item per video.
 
     Items are dicts: ``frames`` float32 (F, 3, R, R) in [-1, 1]; ``flow`` float32
     (F, 3, h, w); ``caption`` str; ``video_id`` str; ``frame_indices`` int64 (F,).
     Training draws frames at random (a per-worker generator); evaluation is deterministic.
+    With a ``latent_cache`` (set by ``VideoDataModule.use_latent_cache``) an item carries the
+    VAE posterior's ``latent_mean`` and ``latent_std`` (F, C, h, w) of its frames instead of
+    ``frames``: the frames are not read at all.
     """
 
     def __init__(
@@ -138,6 +150,7 @@ class VideoClipDataset(Dataset):
         self.num_frames = num_frames
         self.flow_cache = flow_cache
         self.train = train
+        self.latent_cache: LatentClips | None = None
         self._generator: torch.Generator | None = None
         self._generator_key: tuple[int, int | None] | None = None
         self._warned_short: set[str] = set()
@@ -183,10 +196,15 @@ class VideoClipDataset(Dataset):
         record = self.records[index]
         num_available = count_frames(record.path)
         indices = self.frame_indices(record, num_available)
-        frames = read_video(record.path, indices, crop=record.crop)
+        item: dict[str, Any] = {}
+        if self.latent_cache is not None:
+            item["latent_mean"], item["latent_std"] = self.latent_cache.clip(record.video_id, indices)
+        else:
+            frames = read_video(record.path, indices, crop=record.crop)
+            item["frames"] = frames_to_tensor(frames, self.resolution)
         flow = self.flow_cache.load(record.video_id, expected_frames=num_available, indices=indices)
         return {
-            "frames": frames_to_tensor(frames, self.resolution),
+            **item,
             "flow": flow,
             "caption": record.caption,
             "video_id": record.video_id,

@@ -1,8 +1,11 @@
 """On-disk cache of the VAE latents of every frame of the training videos.
 
 Training clips draw one frame at random from each of 16 intervals, so a clip's frames
-change every epoch: the cache holds EVERY frame of a video, encoded once, and a batch
-looks its frames up by ``video_id`` and ``frame_indices``. Layout (like the flow cache)::
+change every epoch: the cache holds EVERY frame of a video, encoded once, and a training
+clip (``VideoClipDataset`` with a ``latent_cache``) carries the ``latent_mean`` and
+``latent_std`` of its frames instead of the frames, read in the DataLoader workers.
+``VideoDataModule.use_latent_cache`` fills the cache with the model's VAE
+(:func:`prepare_latent_cache`) and hands it to the training clips. Layout (like the flow cache)::
 
     cache_dir/
       meta.json          {"format": 1, "vae": <fingerprint of the VAE's config and weights>,
@@ -27,7 +30,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -101,19 +104,16 @@ class LatentCache(PerVideoFileCache):
         except Exception as error:
             raise ValueError(f"latent cache file '{path}' is unreadable ({type(error).__name__}: {error})") from error
 
-    def lookup(self, video_ids: Sequence[str], frame_indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mean and std (B, F, C, h, w) of frames ``frame_indices`` (B, F) of the videos ``video_ids``."""
-        means, stds = [], []
-        for video_id, indices in zip(video_ids, frame_indices.cpu(), strict=True):
-            mean, std = self.load(video_id)
-            if int(indices.max()) >= mean.shape[0]:
-                raise ValueError(
-                    f"latent cache file '{self.path_for(video_id)}' holds {mean.shape[0]} frames, the batch asks "
-                    f"for frame {int(indices.max())}: the video changed; delete the file to recompute it"
-                )
-            means.append(mean[indices])
-            stds.append(std[indices])
-        return torch.stack(means), torch.stack(stds)
+    def clip(self, video_id: str, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and std (F, C, h, w) float32 of frames ``indices`` of ``video_id``."""
+        mean, std = self.load(video_id)
+        if max(indices) >= mean.shape[0]:
+            raise ValueError(
+                f"latent cache file '{self.path_for(video_id)}' holds {mean.shape[0]} frames, the clip asks "
+                f"for frame {max(indices)}: the video changed; delete the file to recompute it"
+            )
+        rows = torch.as_tensor(list(indices), dtype=torch.long)
+        return mean[rows], std[rows]
 
 
 @torch.no_grad()
@@ -163,3 +163,41 @@ def fill_latent_cache(
         else:
             summary.done += 1
     return summary
+
+
+def prepare_latent_cache(
+    cache_dir: str | Path,
+    records: Sequence[VideoRecord],
+    resolution: int,
+    source: dict[str, Any] | None,
+    vae: torch.nn.Module,
+    rank: int = 0,
+    world_size: int = 1,
+    barrier: Callable[[str], None] | None = None,
+    require_complete: bool = True,
+) -> LatentCache:
+    """Open ``cache_dir`` for ``vae`` and encode the ``records`` missing from it (ranks share the work).
+
+    Prints the summary (computed / already cached / failed). ``barrier(name)`` waits for every
+    rank (the strategy's): rank 0 validates (and if stale, clears) the folder before the others
+    open it, and every rank waits for all to finish. With ``require_complete`` (training), a
+    video still without latents afterwards is an error naming it, on every rank together.
+    """
+    vae_id = vae_fingerprint(vae)
+    if rank == 0:
+        LatentCache(cache_dir, vae_id, resolution, source)
+    if barrier is not None:
+        barrier("latent_cache_meta")
+    cache = LatentCache(cache_dir, vae_id, resolution, source)
+    summary = fill_latent_cache(cache, records, vae, rank=rank, world_size=world_size)
+    print(summary if world_size == 1 else f"rank {rank}: {summary}")
+    if barrier is not None:
+        barrier("latent_cache_filled")
+    missing = [r.video_id for r in records if not cache.has(r.video_id)] if require_complete else []
+    if missing:
+        raise RuntimeError(
+            f"model.latent_cache_dir '{cache.cache_dir}' has no latents for {len(missing)} training video(s) "
+            f"({', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}): encoding them failed (see the "
+            "latent preprocessing summary above); fix or remove those videos, or unset model.latent_cache_dir"
+        )
+    return cache

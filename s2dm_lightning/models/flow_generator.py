@@ -19,19 +19,15 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-import lightning as L
 import torch
 import torch.nn.functional as F
 from diffusers import AutoencoderKL, DDIMScheduler, DDPMScheduler, UNet3DConditionModel
 from einops import rearrange, repeat
 
 from s2dm_lightning.diffusion import (
-    GUIDANCE_MODES,
     GuidanceSettings,
     add_noise_to_videos,
-    check_guidance_scales,
     check_prediction_type,
-    check_sampler_settings,
     combine_guidance,
     diffusion_target,
     guidance_branches,
@@ -47,10 +43,15 @@ from s2dm_lightning.flow_format import (
     identity_grid,
     warp,
 )
+from s2dm_lightning.models.diffusion_module import (
+    KEY,
+    DiffusionModule,
+    SamplingSettings,
+    check_training_arguments,
+)
 from s2dm_lightning.models.frame_size import check_frame_size
-from s2dm_lightning.models.optim import adamw_with_warmup
 from s2dm_lightning.models.text_encoder import CachedTextEncoder
-from s2dm_lightning.validation import check_choice, check_number, check_probability
+from s2dm_lightning.validation import check_number
 
 
 def default_flow_scheduler() -> DDPMScheduler:
@@ -91,23 +92,14 @@ def diffusion_to_flow(x: torch.Tensor, displacement_scale: float) -> torch.Tenso
     return torch.cat([grid, occlusion], dim=-3)
 
 
-def _check_arguments(hparams: Any, num_train_timesteps: int) -> None:
-    """The plain numbers and choices of FlowGenerator's arguments, each named by its config key."""
-    key = "model.init_args."
-    check_number(key + "displacement_scale", hparams.displacement_scale, above=0)
-    check_number(key + "num_frames", hparams.num_frames, at_least=2, note="a flow sequence needs frame 1 and a motion")
-    for name in ("text_dropout", "reference_dropout"):
-        check_probability(key + name, hparams[name])
-    check_number(key + "learning_rate", hparams.learning_rate, above=0)
-    check_number(key + "weight_decay", hparams.weight_decay, at_least=0)
-    check_number(key + "warmup_steps", hparams.warmup_steps, at_least=0)
-    check_choice(key + "guidance_mode", hparams.guidance_mode, GUIDANCE_MODES)
-    check_guidance_scales({key + n: hparams[n] for n in ("guidance_scale", "text_guidance_scale",
-                                                          "reference_guidance_scale")})
-    check_sampler_settings(hparams.num_inference_steps, hparams.eta, num_train_timesteps, key)
+def _check_arguments(hparams: Any) -> None:
+    """The plain numbers of FlowGenerator's arguments, each named by its config key."""
+    check_number(KEY + "displacement_scale", hparams.displacement_scale, above=0)
+    check_number(KEY + "num_frames", hparams.num_frames, at_least=2, note="a flow sequence needs frame 1 and a motion")
+    check_training_arguments(hparams, ("text_dropout", "reference_dropout"))
 
 
-class FlowGenerator(L.LightningModule):
+class FlowGenerator(DiffusionModule):
     """eps_phi: generates the flow/occlusion sequence from a reference frame and a prompt.
 
     Args:
@@ -185,11 +177,11 @@ class FlowGenerator(L.LightningModule):
         if vae is not None:
             vae.requires_grad_(False).eval()
         check_prediction_type(self.noise_scheduler.config.prediction_type, "model.noise_scheduler prediction_type")
-        _check_arguments(self.hparams, self.noise_scheduler.config.num_train_timesteps)
+        _check_arguments(self.hparams)
         # branches are (keep_text, keep_reference): the "flow" slot of the S2DM guidance is the reference here
-        self.guidance = GuidanceSettings(guidance_mode, guidance_scale, text_guidance_scale, reference_guidance_scale)
+        self.sampling = SamplingSettings.from_hparams(self.hparams, "reference_guidance_scale")
+        self.sampling.check_steps(self.noise_scheduler.config.num_train_timesteps)
         self._check_unet()
-        self._noise_generator: torch.Generator | None = None
 
     def _check_unet(self) -> None:
         config = self.unet.config
@@ -218,14 +210,6 @@ class FlowGenerator(L.LightningModule):
     def flow_size(self) -> int:
         """h = w of the generated flows (the UNet's sample_size)."""
         return int(self.unet.config.sample_size)
-
-    @property
-    def noise_generator(self) -> torch.Generator:
-        """Training randomness, seeded from the global seed, the rank and the step (as in S2DM)."""
-        if self._noise_generator is None or self._noise_generator.device != self.device:
-            seed = torch.initial_seed() + 7919 * self.global_rank + 104729 * self.global_step
-            self._noise_generator = torch.Generator(device=self.device).manual_seed(seed % 2**63)
-        return self._noise_generator
 
     # ------------------------------------------------------------ conditions
     @torch.no_grad()
@@ -290,25 +274,12 @@ class FlowGenerator(L.LightningModule):
         return diffusion_target(self.noise_scheduler.alphas_cumprod, self.noise_scheduler.config.prediction_type,
                                 x0, noise, t)
 
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        loss = self.diffusion_loss(batch, self.noise_generator)
-        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["caption"]))
-        return loss
-
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        generator = torch.Generator(device=self.device).manual_seed(1000 + batch_idx)
-        loss = self.diffusion_loss(batch, generator)
-        self.log("val/loss", loss, prog_bar=True, batch_size=len(batch["caption"]), sync_dist=True)
-        return loss
-
-    def configure_optimizers(self) -> dict[str, Any]:
-        return adamw_with_warmup(self.parameters(), self.hparams.learning_rate, self.hparams.weight_decay,
-                                 self.hparams.warmup_steps)
-
     # --------------------------------------------------------------- sampling
-    def make_denoiser(self, reference_frames: torch.Tensor, captions: list[str]):
+    def make_denoiser(self, reference_frames: torch.Tensor, captions: list[str],
+                      guidance: GuidanceSettings | None = None):
         """The guided eps for (B, F, 3, h, w) x_t: every guidance branch in ONE network call."""
-        branches = guidance_branches(self.guidance)
+        guidance = guidance or self.guidance
+        branches = guidance_branches(guidance)
         n, b = len(branches), len(captions)
         reference = repeat(self.encode_reference(reference_frames), "b c h w -> (n b) c h w", n=n)
         hidden = repeat(self.text_condition(captions), "b l d -> (n b) l d", n=n)
@@ -318,7 +289,7 @@ class FlowGenerator(L.LightningModule):
         def denoise(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
             x = repeat(x_t, "b f c h w -> (n b) f c h w", n=n).to(self.unet.dtype)
             eps = self.predict_noise(x, t.to(self.device).expand(n * b), reference, hidden, keep_text, keep_reference)
-            return combine_guidance(list(rearrange(eps.float(), "(n b) f c h w -> n b f c h w", n=n)), self.guidance)
+            return combine_guidance(list(rearrange(eps.float(), "(n b) f c h w -> n b f c h w", n=n)), guidance)
 
         return denoise
 
@@ -330,26 +301,28 @@ class FlowGenerator(L.LightningModule):
         num_frames: int | None = None,
         generator: torch.Generator | list[torch.Generator] | None = None,
         progress: bool = False,
+        sampling: SamplingSettings | None = None,
     ) -> torch.Tensor:
         """Sample flow sequences (B, F, 3, h, w) for reference frames (B, 3, H, W) in [-1, 1] and prompts.
 
         Frame 1 is set to the identity flow (occlusion 1) exactly: by definition it warps the
         reference frame onto itself. Draw noise with a CPU generator for the same flows on any device
         (a list: one generator per sequence, so a sequence does not depend on its batch beyond float32
-        rounding).
+        rounding). ``sampling``: steps, eta and guidance of this call (default: the model's ``sampling``).
         """
+        sampling = sampling or self.sampling
         if reference_frames.dim() != 4 or reference_frames.shape[0] != len(captions):
             raise ValueError(f"need reference frames (B, 3, H, W) and B captions, got "
                              f"{tuple(reference_frames.shape)} and {len(captions)} captions")
         num_frames = num_frames or self.hparams.num_frames
         x0 = sector_ddim_sample(
-            self.make_denoiser(reference_frames, list(captions)),
+            self.make_denoiser(reference_frames, list(captions), sampling.guidance),
             DDIMScheduler.from_config(self.noise_scheduler.config),
             num_videos=len(captions),
             num_frames=num_frames,
             frame_shape=(FLOW_CHANNELS, self.flow_size, self.flow_size),
-            num_inference_steps=self.hparams.num_inference_steps,
-            eta=self.hparams.eta,
+            num_inference_steps=sampling.num_inference_steps,
+            eta=sampling.eta,
             noise_sharing="independent",  # an ordinary video diffusion model: every frame its own noise
             generator=generator,
             device=self.device,

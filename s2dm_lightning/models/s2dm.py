@@ -8,23 +8,19 @@ flow/occlusion condition of frame i, c the caption. Loss: Eq. 11.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
-import lightning as L
 import torch
 import torch.nn.functional as F
 from diffusers import AutoencoderKL, DDIMScheduler, DDPMScheduler, UNet2DConditionModel
 from einops import rearrange, repeat
 
 from s2dm_lightning.diffusion import (
-    GUIDANCE_MODES,
     NOISE_SHARING_MODES,
     GuidanceSettings,
     NoiseSharing,
     add_noise_to_videos,
-    check_guidance_scales,
     check_prediction_type,
-    check_sampler_settings,
     diffusion_target,
     sample_condition_keep,
     sample_video_noise,
@@ -34,15 +30,18 @@ from s2dm_lightning.diffusion import (
 from s2dm_lightning.diffusion.sector_sampler import Denoiser
 from s2dm_lightning.flow_format import FLOW_CHANNELS
 from s2dm_lightning.models.denoiser import TextCondition, conditioned_noise, decode_frames, guided_denoiser
+from s2dm_lightning.models.diffusion_module import (
+    KEY,
+    DiffusionModule,
+    SamplingSettings,
+    check_training_arguments,
+    evaluation_seeds,
+)
 from s2dm_lightning.models.flow_conditioning import FLOW_FUSIONS, FlowConditioner, FlowFusion
 from s2dm_lightning.models.frame_size import check_datamodule_fits, check_frame_size
-from s2dm_lightning.models.optim import adamw_with_warmup
 from s2dm_lightning.models.pretrained import resolve_components
 from s2dm_lightning.models.text_encoder import CachedTextEncoder
-from s2dm_lightning.validation import check_choice, check_number, check_probability
-
-if TYPE_CHECKING:
-    from s2dm_lightning.data.latent_cache import LatentCache
+from s2dm_lightning.validation import check_choice, check_number
 
 
 def default_noise_scheduler(clip_sample: bool = True) -> DDPMScheduler:
@@ -55,25 +54,17 @@ def default_noise_scheduler(clip_sample: bool = True) -> DDPMScheduler:
     return DDPMScheduler(num_train_timesteps=1000, beta_schedule="linear", clip_sample=clip_sample)
 
 
-KEY = "model.init_args."
-
-
 def _check_arguments(hparams: Any) -> None:
     """The plain numbers and choices of S2DM's arguments, each named by its config key."""
     for name in ("sample_size", "flow_patch_size", "frames_per_step", "flow_size"):
         check_number(KEY + name, hparams[name], at_least=1, optional=name != "flow_size")
-    for name in ("text_dropout", "flow_dropout"):
-        check_probability(KEY + name, hparams[name])
     for name, choices in (("flow_fusion", FLOW_FUSIONS), ("noise_sharing", NOISE_SHARING_MODES),
-                          ("sample_noise_sharing", NOISE_SHARING_MODES), ("guidance_mode", GUIDANCE_MODES)):
+                          ("sample_noise_sharing", NOISE_SHARING_MODES)):
         check_choice(KEY + name, hparams[name], choices)
-    check_guidance_scales({KEY + n: hparams[n] for n in ("guidance_scale", "text_guidance_scale", "flow_guidance_scale")})
-    check_number(KEY + "learning_rate", hparams.learning_rate, above=0)
-    for name in ("weight_decay", "warmup_steps"):
-        check_number(KEY + name, hparams[name], at_least=0)
+    check_training_arguments(hparams, ("text_dropout", "flow_dropout"))
 
 
-class S2DM(L.LightningModule):
+class S2DM(DiffusionModule):
     """Sector-shaped diffusion model for flow-guided video generation.
 
     Networks come from the config (``unet``, ``text_encoder``, ...), from a local Stable
@@ -103,7 +94,8 @@ class S2DM(L.LightningModule):
             (less memory, slower); switched on in ``setup("fit")``.
         latent_cache_dir: cache the VAE latents of every frame of the training videos in
             this folder at the start of fit (or in ``preprocess``), so the VAE encoder is
-            not run every epoch (see ``data.latent_cache``); None = encode every step.
+            not run every epoch and training clips carry latents instead of frames (see
+            ``data.latent_cache``); None = encode every step.
         latent_sample: x_0 = a sample of the VAE posterior (as SD was trained) if True,
             its mean if False.
         flow_fusion: how y^i enters: ``tokens`` (paper), ``concat`` or ``both``.
@@ -167,6 +159,7 @@ class S2DM(L.LightningModule):
         super().__init__()
         self.save_hyperparameters(ignore=["unet", "text_encoder", "noise_scheduler", "vae"])
         _check_arguments(self.hparams)
+        self.sampling = SamplingSettings.from_hparams(self.hparams, "flow_guidance_scale")
         extra_channels = FLOW_CHANNELS if flow_fusion in ("concat", "both") else 0
         unet, text_encoder, noise_scheduler, vae = resolve_components(
             pretrained, unet, text_encoder, noise_scheduler, vae, vae_path, extra_channels
@@ -175,17 +168,14 @@ class S2DM(L.LightningModule):
         self.text_encoder = text_encoder
         self.noise_scheduler = noise_scheduler or default_noise_scheduler(clip_sample=vae is None)
         check_prediction_type(self.noise_scheduler.config.prediction_type, "model.noise_scheduler prediction_type")
-        check_sampler_settings(num_inference_steps, eta, self.noise_scheduler.config.num_train_timesteps, KEY)
+        self.sampling.check_steps(self.noise_scheduler.config.num_train_timesteps)
         self.vae = vae
         if vae is not None:
             vae.requires_grad_(False).eval()
-        self.latent_cache: LatentCache | None = None
         self.flow_conditioner = FlowConditioner(flow_fusion, flow_size, text_encoder.width, flow_patch_size)
-        self.guidance = GuidanceSettings(guidance_mode, guidance_scale, text_guidance_scale, flow_guidance_scale)
         if sample_size is not None:
             check_frame_size(f"{KEY}sample_size", sample_size, self.unet)
         self._check_unet_channels()
-        self._noise_generator: torch.Generator | None = None
 
     # ------------------------------------------------------------------ set-up
     def _check_unet_channels(self) -> None:
@@ -204,19 +194,6 @@ class S2DM(L.LightningModule):
                 f"model.unet.cross_attention_dim={config.cross_attention_dim} must equal the text "
                 f"encoder's width {self.text_encoder.width}"
             )
-
-    @property
-    def noise_generator(self) -> torch.Generator:
-        """Training randomness (nu, t, dropout, frame choice).
-
-        Seeded from the global seed, the rank and the step at which it is created, so DDP
-        ranks never draw the same noise (a common seed on every rank would) and a resumed
-        run does not replay the noise of its first steps.
-        """
-        if self._noise_generator is None or self._noise_generator.device != self.device:
-            seed = torch.initial_seed() + 7919 * self.global_rank + 104729 * self.global_step
-            self._noise_generator = torch.Generator(device=self.device).manual_seed(seed % 2**63)
-        return self._noise_generator
 
     def setup(self, stage: str) -> None:
         datamodule = self.trainer.datamodule if self._trainer is not None else None
@@ -241,54 +218,29 @@ class S2DM(L.LightningModule):
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.prepare_latent_cache(datamodule, device, require_complete=False)
 
-    def prepare_latent_cache(
-        self, datamodule: Any, device: torch.device | None = None, require_complete: bool = True
-    ) -> LatentCache:
-        """Encode the training videos missing from ``latent_cache_dir`` (DDP ranks share the work).
+    def prepare_latent_cache(self, datamodule: Any, device: torch.device | None = None,
+                             require_complete: bool = True) -> Any:
+        """Fill ``latent_cache_dir`` with this VAE's latents of the training videos (DDP ranks share the
+        work) and have the training clips carry them instead of frames: ``datamodule.use_latent_cache``.
 
-        Prints the summary (computed / already cached / failed). With ``require_complete``
-        (training), a training video still without latents afterwards is an error naming it.
+        With ``require_complete`` (training), a training video still without latents is an error naming it.
         """
-        from s2dm_lightning.data.latent_cache import LatentCache, fill_latent_cache, vae_fingerprint
-
         if self.vae is None:
             raise ValueError("model.latent_cache_dir is set, but the model has no VAE (model.vae / vae_path / pretrained)")
-        dataset = getattr(datamodule, "datasets", {}).get("train")
-        if dataset is None or not hasattr(dataset, "records"):
-            raise ValueError(
-                f"model.latent_cache_dir needs a VideoDataModule-style data module (datasets['train'].records), "
-                f"got {type(datamodule).__name__}"
-            )
+        if not callable(getattr(datamodule, "use_latent_cache", None)):
+            raise ValueError(f"model.latent_cache_dir needs a VideoDataModule-style data module (use_latent_cache), "
+                             f"got {type(datamodule).__name__}")
         trainer = self._trainer
         rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
-        crop = datamodule.frame_crop() if hasattr(datamodule, "frame_crop") else None
-        source = {"crop": list(crop)} if crop is not None else None
-        vae_id = vae_fingerprint(self.vae)
-        if rank == 0:  # rank 0 validates (and if stale, clears) the folder before the others open it
-            LatentCache(self.hparams.latent_cache_dir, vae_id, dataset.resolution, source)
-        if trainer is not None:
-            trainer.strategy.barrier("latent_cache_meta")
-        cache = LatentCache(self.hparams.latent_cache_dir, vae_id, dataset.resolution, source)
         home = self.vae.device
         if device is not None:
             self.vae.to(device)
         try:
-            summary = fill_latent_cache(cache, dataset.records, self.vae, rank=rank, world_size=world)
+            return datamodule.use_latent_cache(self.hparams.latent_cache_dir, self.vae, rank=rank, world_size=world,
+                                               barrier=trainer.strategy.barrier if trainer is not None else None,
+                                               require_complete=require_complete)
         finally:
             self.vae.to(home)
-        print(summary if world == 1 else f"rank {rank}: {summary}")
-        if trainer is not None:
-            trainer.strategy.barrier("latent_cache_filled")
-        # Every rank checks the shared folder, so all of them stop together (no rank waits in a collective).
-        missing = [r.video_id for r in dataset.records if not cache.has(r.video_id)] if require_complete else []
-        if missing:
-            raise RuntimeError(
-                f"model.latent_cache_dir '{cache.cache_dir}' has no latents for {len(missing)} training video(s) "
-                f"({', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}): encoding them failed (see the "
-                "latent preprocessing summary above); fix or remove those videos, or unset model.latent_cache_dir"
-            )
-        self.latent_cache = cache
-        return cache
 
     # ----------------------------------------------------------------- export
     def save_pretrained(self, folder: str | Path) -> Path:
@@ -322,10 +274,10 @@ class S2DM(L.LightningModule):
         return latents.view(*lead, *latents.shape[1:])
 
     def cached_latents(self, batch: dict[str, Any], order: torch.Tensor | None, generator: torch.Generator) -> torch.Tensor:
-        """x_0 (B, F, C, h, w) of the batch's frames from the latent cache (same law as ``encode_frames``)."""
-        assert self.latent_cache is not None and self.vae is not None
-        mean, std = self.latent_cache.lookup(batch["video_id"], batch["frame_indices"])
-        mean, std = mean.to(self.device), std.to(self.device)
+        """x_0 (B, F, C, h, w) from the batch's cached posterior ``latent_mean``/``latent_std`` (the law of
+        ``encode_frames``: ``scaling_factor`` * (mean + std * eps), or * mean with ``latent_sample=False``)."""
+        assert self.vae is not None, "latent batches need the model's VAE (its scaling_factor)"
+        mean, std = batch["latent_mean"].to(self.device), batch["latent_std"].to(self.device)
         if order is not None:
             mean, std = _gather_frames(mean, order), _gather_frames(std, order)
         latents = mean
@@ -378,15 +330,16 @@ class S2DM(L.LightningModule):
             return None
         return torch.rand((b, f), generator=generator, device=self.device).argsort(dim=1)[:, :k]
 
-    def diffusion_loss(self, batch: dict[str, Any], generator: torch.Generator, use_cache: bool = False) -> torch.Tensor:
+    def diffusion_loss(self, batch: dict[str, Any], generator: torch.Generator) -> torch.Tensor:
         """Eq. 11: || nu - eps_theta(x_t^i, t, y^i, c) ||^2 with nu, t shared by a video's frames.
 
-        The target follows the noise scheduler's ``prediction_type``: nu (the paper), x_0 or v.
+        x_0 comes from the batch's ``latent_mean``/``latent_std`` (clips of a latent cache) or its
+        ``frames``. The target follows the noise scheduler's ``prediction_type``: nu (the paper), x_0 or v.
         """
         self.flow_conditioner.check_flow(batch["flow"])
         order = self._frame_order(batch, generator)
         flow = batch["flow"] if order is None else _gather_frames(batch["flow"], order)
-        if use_cache and self.latent_cache is not None:
+        if "latent_mean" in batch:
             x0 = self.cached_latents(batch, order, generator)
         else:
             x0 = self.encode_frames(batch["frames"] if order is None else _gather_frames(batch["frames"], order), generator)
@@ -411,26 +364,11 @@ class S2DM(L.LightningModule):
                                   x0, nu, t)
         return F.mse_loss(eps.float(), rearrange(target, "b f c h w -> (b f) c h w").float())
 
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        loss = self.diffusion_loss(batch, self.noise_generator, use_cache=True)
-        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["caption"]))
-        return loss
-
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        generator = torch.Generator(device=self.device).manual_seed(1000 + batch_idx)
-        loss = self.diffusion_loss(batch, generator)
-        self.log("val/loss", loss, prog_bar=True, batch_size=len(batch["caption"]), sync_dist=True)
-        return loss
-
-    def configure_optimizers(self) -> dict[str, Any]:
-        return adamw_with_warmup(self.parameters(), self.hparams.learning_rate, self.hparams.weight_decay,
-                                 self.hparams.warmup_steps)
-
     # --------------------------------------------------------------- sampling
-    def make_denoiser(self, captions: list[str], flow: torch.Tensor) -> Denoiser:
+    def make_denoiser(self, captions: list[str], flow: torch.Tensor, guidance: GuidanceSettings | None = None) -> Denoiser:
         """The guided eps for (B, F, C, H, W) x_t: all frames and branches in ONE network call."""
         text = self.text_condition_with_null(captions)
-        return guided_denoiser(self.unet, self.flow_conditioner, self.guidance, text, flow, self.device)
+        return guided_denoiser(self.unet, self.flow_conditioner, guidance or self.guidance, text, flow, self.device)
 
     @torch.no_grad()
     def sample_videos(
@@ -440,20 +378,25 @@ class S2DM(L.LightningModule):
         initial_noise: torch.Tensor | None = None,
         noise_sharing: NoiseSharing | None = None,
         progress: bool = False,
+        sampling: SamplingSettings | None = None,
     ) -> torch.Tensor:
-        """Sample (B, F, 3, H, W) frames in [-1, 1] for the batch's captions and flows."""
+        """Sample (B, F, 3, H, W) frames in [-1, 1] for the batch's captions and flows.
+
+        ``sampling``: steps, eta and guidance of this call (default: the model's ``sampling``).
+        """
+        sampling = sampling or self.sampling
         flow = batch["flow"]
         self.flow_conditioner.check_flow(flow)
         b, f = flow.shape[:2]
         scheduler = DDIMScheduler.from_config(self.noise_scheduler.config)
         x0 = sector_ddim_sample(
-            self.make_denoiser(list(batch["caption"]), flow),
+            self.make_denoiser(list(batch["caption"]), flow, sampling.guidance),
             scheduler,
             num_videos=b,
             num_frames=f,
             frame_shape=self.frame_shape(),
-            num_inference_steps=self.hparams.num_inference_steps,
-            eta=self.hparams.eta,
+            num_inference_steps=sampling.num_inference_steps,
+            eta=sampling.eta,
             noise_sharing=noise_sharing or self.hparams.sample_noise_sharing,
             generator=generator,
             device=self.device,
@@ -463,21 +406,15 @@ class S2DM(L.LightningModule):
         return self.decode_frames(x0)
 
     def evaluation_generators(self, batch: dict[str, Any], batch_idx: int) -> list[torch.Generator]:
-        """One CPU generator per video for predict/test sampling.
+        """One CPU generator per video for predict/test sampling, seeded by ``evaluation_seeds``.
 
         Video k of the dataset (``batch["sample_index"]``) of run r (``evaluation_run``, set by
         ``--n_runs``) is sampled with seed ``sampling_seed + 100003 * r + k``: the same video for
         the same seed on any device, batch size or number of DDP ranks (bit for bit in the same
         batch make-up; otherwise to float32 rounding, see docs/evaluation.md).
         """
-        run = int(getattr(self, "evaluation_run", 0))
-        num_videos = len(batch["caption"])
-        if "sample_index" in batch:
-            indices = [int(i) for i in batch["sample_index"]]
-        else:  # a hand-made batch: position in the batch
-            indices = [batch_idx * num_videos + i for i in range(num_videos)]
-        base = self.hparams.sampling_seed + 100_003 * run
-        return [torch.Generator().manual_seed(base + k) for k in indices]
+        seeds = evaluation_seeds(self.hparams.sampling_seed, int(getattr(self, "evaluation_run", 0)), batch, batch_idx)
+        return [torch.Generator().manual_seed(seed) for seed in seeds]
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
         videos = self.sample_videos(batch, self.evaluation_generators(batch, batch_idx))

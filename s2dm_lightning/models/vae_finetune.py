@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from diffusers import AutoencoderKL
 from lightning.pytorch.utilities import rank_zero_only
 
+from s2dm_lightning.models.diffusion_module import training_generator
 from s2dm_lightning.models.pretrained import load_vae
 
 log = logging.getLogger(__name__)
@@ -84,10 +85,8 @@ class VAEFineTune(L.LightningModule):
 
     @property
     def generator(self) -> torch.Generator:
-        """Posterior-sampling noise, different on every DDP rank."""
-        if self._generator is None or self._generator.device != self.device:
-            seed = torch.initial_seed() + 7919 * self.global_rank + 104729 * self.global_step
-            self._generator = torch.Generator(device=self.device).manual_seed(seed % 2**63)
+        """Posterior-sampling noise, different on every DDP rank (seeded as in ``diffusion_module``)."""
+        self._generator = training_generator(self._generator, self.device, self.global_rank, self.global_step)
         return self._generator
 
     def losses(self, frames: torch.Tensor, generator: torch.Generator | None) -> dict[str, torch.Tensor]:

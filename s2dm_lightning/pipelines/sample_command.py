@@ -91,10 +91,6 @@ def sample(
     two_stage = build_two_stage(pipeline, s2dm_config, s2dm_ckpt, flow_config if use_flow_generator else None,
                                 flow_ckpt if use_flow_generator else None, device)
     pipeline_folder, pipeline = pipeline, two_stage  # --pipeline names the folder; below, the loaded models
-    if num_inference_steps is not None:
-        for model in (pipeline.s2dm, pipeline.flow_generator):
-            if model is not None:
-                model.hparams.num_inference_steps = num_inference_steps
 
     motion_frames = None
     reference_flows = None
@@ -103,7 +99,8 @@ def sample(
                                                           motion_estimator)
     if motion is not None:
         reference_flows = parametric_flows(motion, pipeline.flow_size, num_frames, generated_frame_size(pipeline.s2dm))
-    output = pipeline(prompts, seed=seed, num_frames=num_frames, reference_flows=reference_flows, progress=True)
+    output = pipeline(prompts, seed=seed, num_frames=num_frames, reference_flows=reference_flows, progress=True,
+                      num_inference_steps=num_inference_steps)
     arguments = {"prompt": prompts, "s2dm_config": s2dm_config, "s2dm_ckpt": s2dm_ckpt, "flow_config": flow_config,
                  "flow_ckpt": flow_ckpt, "seed": seed, "num_frames": num_frames, "motion_from": motion_from,
                  "num_inference_steps": num_inference_steps, "pipeline": pipeline_folder, "motion": motion}

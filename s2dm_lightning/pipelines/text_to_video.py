@@ -167,6 +167,7 @@ class TwoStageTextToVideo:
         num_frames: int = 16,
         reference_flows: torch.Tensor | None = None,
         progress: bool = False,
+        num_inference_steps: int | None = None,
     ) -> TextToVideoOutput:
         """Generate one video per prompt.
 
@@ -179,6 +180,7 @@ class TwoStageTextToVideo:
             reference_flows: flows (B or 1, F, 3, h, w) of a reference video to use instead of
                 step (b) (motion transfer); resized to the S2DM's flow size.
             progress: show DDIM progress bars.
+            num_inference_steps: DDIM steps of both models (None: each model's own setting).
         """
         prompts = [prompts] if isinstance(prompts, str) else [str(p) for p in prompts]
         if not prompts:
@@ -188,6 +190,7 @@ class TwoStageTextToVideo:
         if len(seeds) != b:
             raise ValueError(f"got {len(seeds)} seeds for {b} prompts")
         frame_shape = s2dm.frame_shape()
+        s2dm_sampling = s2dm.sampling.replace(num_inference_steps=num_inference_steps)
 
         def s2dm_streams() -> tuple[list[torch.Generator], torch.Tensor]:
             """Per-video generators with z_T drawn first: (a) and (c) get the SAME draws, also for eta > 0."""
@@ -201,15 +204,16 @@ class TwoStageTextToVideo:
         # (a) the reference frame from z_T with the identity flow f^1
         first = {"caption": prompts, "flow": self.identity_flows(b, 1)}
         reference = s2dm.sample_videos(first, generator=generator, initial_noise=z_t, noise_sharing="shared",
-                                       progress=progress)[:, 0]
+                                       progress=progress, sampling=s2dm_sampling)[:, 0]
 
         # (b) the flow sequence from I_ref and tau (or the flows of another video), from its own streams
         if reference_flows is None:
             if self.flow_generator is None:
                 raise ValueError("this pipeline has no flow generator: pass reference_flows (motion transfer)")
             flow_streams = [torch.Generator().manual_seed(FLOW_STREAM_OFFSET + s) for s in seeds]
+            flow_sampling = self.flow_generator.sampling.replace(num_inference_steps=num_inference_steps)
             flows = self.flow_generator.sample_flows(reference.to(self.flow_generator.device), prompts, num_frames,
-                                                     generator=flow_streams, progress=progress)
+                                                     generator=flow_streams, progress=progress, sampling=flow_sampling)
         else:
             flows = self._check_reference_flows(reference_flows, b)
         flows = resize_condition(flows.to(s2dm.device).float(), self.flow_size)
@@ -219,7 +223,7 @@ class TwoStageTextToVideo:
         # conditioned on tau and the flows: frame 1 (identity flow) reproduces the reference frame
         generator, _ = s2dm_streams()
         frames = s2dm.sample_videos({"caption": prompts, "flow": flows}, generator=generator, initial_noise=z_t,
-                                    noise_sharing="shared", progress=progress)
+                                    noise_sharing="shared", progress=progress, sampling=s2dm_sampling)
         return TextToVideoOutput(frames.cpu(), flows.cpu(), reference.cpu(), z_t.cpu(), prompts, seeds)
 
     @staticmethod

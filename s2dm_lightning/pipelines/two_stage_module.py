@@ -20,6 +20,7 @@ from typing import Any, Literal
 import lightning as L
 import torch
 
+from s2dm_lightning.models.diffusion_module import evaluation_seeds
 from s2dm_lightning.pipelines.text_to_video import TwoStageTextToVideo
 from s2dm_lightning.validation import check_choice, check_number
 
@@ -70,11 +71,6 @@ class TwoStageS2DM(L.LightningModule):
         self.pipeline = pipeline
         self.s2dm = pipeline.s2dm
         self.flow_generator = pipeline.flow_generator
-        steps = self.hparams.num_inference_steps
-        if steps is not None:
-            for model in (self.s2dm, self.flow_generator):
-                if model is not None:
-                    model.hparams.num_inference_steps = steps
 
     def configure_model(self) -> None:
         """Build both models from their configs and load their checkpoints (once)."""
@@ -93,13 +89,7 @@ class TwoStageS2DM(L.LightningModule):
 
     def evaluation_seeds(self, batch: dict[str, Any], batch_idx: int) -> list[int]:
         """One seed per video, independent of batch size and number of ranks (as S2DM's evaluation)."""
-        num_videos = len(batch["caption"])
-        if "sample_index" in batch:
-            indices = [int(i) for i in batch["sample_index"]]
-        else:  # a hand-made batch: position in the batch
-            indices = [batch_idx * num_videos + i for i in range(num_videos)]
-        base = self.hparams.sampling_seed + 100_003 * int(getattr(self, "evaluation_run", 0))
-        return [base + k for k in indices]
+        return evaluation_seeds(self.hparams.sampling_seed, int(getattr(self, "evaluation_run", 0)), batch, batch_idx)
 
     @torch.no_grad()
     def generate(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
@@ -110,7 +100,7 @@ class TwoStageS2DM(L.LightningModule):
         num_frames = int(batch["flow"].shape[1]) if "flow" in batch else 16
         reference_flows = batch["flow"] if self.hparams.flow_source == "real" else None
         output = self.pipeline(captions, seed=self.evaluation_seeds(batch, batch_idx), num_frames=num_frames,
-                               reference_flows=reference_flows)
+                               reference_flows=reference_flows, num_inference_steps=self.hparams.num_inference_steps)
         out = {"videos": output.frames, "flow": output.flows, "reference_frames": output.reference_frames,
                "caption": captions, "video_id": list(batch.get("video_id", [str(i) for i in range(len(captions))]))}
         if "flow" in batch:
@@ -135,7 +125,8 @@ class TwoStageS2DM(L.LightningModule):
         if self.pipeline is None:
             self.configure_model()
         seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator)) if generator is not None else 0
-        output = self.pipeline(list(batch["caption"]), seed=seed, num_frames=int(batch["flow"].shape[1]))
+        output = self.pipeline(list(batch["caption"]), seed=seed, num_frames=int(batch["flow"].shape[1]),
+                               num_inference_steps=self.hparams.num_inference_steps)
         return output.frames.to(self.device)
 
     def configure_optimizers(self) -> None:

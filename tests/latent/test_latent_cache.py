@@ -51,18 +51,28 @@ def test_cache_holds_every_frame_and_is_tied_to_the_vae(tiny_sd, tmp_path, synth
     assert not any(stale.has(r.video_id) for r in records), "a different VAE invalidates the cache"
 
 
-def test_training_from_the_cache_matches_encoding_without_running_the_vae(tiny_sd, tmp_path, synthetic_root):
+def test_training_from_the_cache_matches_encoding_without_running_the_vae(tiny_sd, tmp_path, synthetic_root,
+                                                                         monkeypatch):
     model = _model(tiny_sd, tmp_path, frames_per_step=2)
     datamodule = _datamodule(synthetic_root)
     model.prepare_latent_cache(datamodule)
-    batch = default_collate([datamodule.datasets["train"][i] for i in range(2)])
+    dataset = datamodule.datasets["train"]
+    reads = []
+    monkeypatch.setattr("s2dm_lightning.data.datasets.read_video", lambda *args, **kwargs: reads.append(args))
+    batch = default_collate([dataset[i] for i in range(2)])
+    assert not reads and "frames" not in batch, "clips of the latent cache do not read their frames"
+    assert batch["latent_mean"].shape == batch["latent_std"].shape == (2, 4, 4, 4, 4)  # B, F, C, h, w
+    # The same clips as frames: the frames the cached clips picked, read and resized as without a cache.
+    frames = [frames_to_tensor(read_video(dataset.records[i].path, indices.tolist()), FRAME_SIZE)
+              for i, indices in enumerate(batch["frame_indices"])]
+    frame_batch = {**{k: v for k, v in batch.items() if not k.startswith("latent_")}, "frames": torch.stack(frames)}
     samples, encoder_calls = [], []
     model.unet.register_forward_pre_hook(lambda m, args: samples.append(args[0].clone()))
     model.vae.encoder.register_forward_pre_hook(lambda m, args: encoder_calls.append(1))
     with torch.no_grad():
-        model.diffusion_loss(batch, torch.Generator().manual_seed(3), use_cache=True)
+        model.diffusion_loss(batch, torch.Generator().manual_seed(3))
         assert not encoder_calls, "the cached path must not run the VAE encoder"
-        model.diffusion_loss(batch, torch.Generator().manual_seed(3), use_cache=False)
+        model.diffusion_loss(frame_batch, torch.Generator().manual_seed(3))
         assert encoder_calls
     # Same generator: the same frames, the same posterior sample, the same nu and t -> the same x_t.
     torch.testing.assert_close(samples[0], samples[1], atol=2e-3, rtol=2e-3)
