@@ -60,7 +60,7 @@ def test_text_dropout_out_of_range(tmp_path):
     # ValueError in "Does not validate against any of the Union subtypes" + a Namespace dump.
     result = run_cli("fit", *tiny_run_args(tmp_path), "--model.init_args.text_dropout=1.5")
     assert result.returncode == 2
-    assert_stops_with(result, "model.text_dropout", "1.5")
+    assert_stops_with(result, "model.init_args.text_dropout", "1.5")
     assert "Namespace(" not in result.stderr, "the config dump is not shown"
 
 
