@@ -16,10 +16,9 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from s2dm_lightning.data.flow import FlowSettings, estimate_flow_sequence
-from s2dm_lightning.flow_format import FLOW_CHANNELS, grid_to_displacement, warp
+from s2dm_lightning.flow_format import FLOW_CHANNELS, grid_to_displacement, resize_condition, warp
 
 #: Weight below which a frame counts as having no visible pixels at all.
 _MIN_WEIGHT = 1e-6
@@ -55,13 +54,6 @@ def to_unit_range(videos: torch.Tensor, value_range: tuple[float, float] = (-1.0
     if not hi > lo:
         raise ValueError(f"value_range must satisfy lo < hi, got {value_range}")
     return ((videos.float() - lo) / (hi - lo)).clamp(0.0, 1.0)
-
-
-def resize_condition(condition: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Bilinearly resize conditions (N, 3, h, w) to (N, 3, *size) (align_corners=True, exact for identity)."""
-    if tuple(condition.shape[-2:]) == tuple(size):
-        return condition.float()
-    return F.interpolate(condition.float(), size=tuple(size), mode="bilinear", align_corners=True)
 
 
 def displacement_pixels(condition: torch.Tensor) -> torch.Tensor:
@@ -107,7 +99,7 @@ def flow_warping_error(
     reference = x[:, :1].expand(b, f - 1, 3, h, w).flatten(0, 1)
     warped = warp(reference, cond)
     diff = (warped - x[:, 1:].flatten(0, 1)).abs().mean(dim=1)
-    weights = resize_condition(cond, (h, w))[:, 2].clamp(0.0, 1.0)
+    weights = resize_condition(cond, (h, w), mode="bilinear")[:, 2].clamp(0.0, 1.0)
     errors, valid = _weighted_frame_mean(diff, weights)
     return errors.view(b, f - 1), valid.view(b, f - 1)
 
@@ -219,7 +211,7 @@ def static_mask(
     A pixel is static when its displacement, resized to ``size``, is at most ``tolerance_px``
     pixels of that size and its occlusion value is at least ``visibility_threshold``.
     """
-    cond = resize_condition(flow, size)
+    cond = resize_condition(flow.float(), size, mode="bilinear")
     disp = displacement_pixels(cond)
     return (disp.norm(dim=1) <= tolerance_px) & (cond[:, 2] >= visibility_threshold)
 
