@@ -4,19 +4,16 @@
 * :mod:`.datamodule`: :class:`SyntheticDataModule`, the S2DM datamodule (``configs/synthetic*.yaml``);
 * :mod:`.motion`: weight-free measures of whether generated videos and flows move as the caption says;
 * :mod:`.features`: the FVD/KVD feature network of the synthetic data (export, loading);
-* :mod:`.feature_training`: its training project (``configs/synthetic_features.yaml``);
-* :mod:`.ablation`: the ablation's scoring, tables and plots. Import it as
-  ``s2dm_lightning.synthetic.ablation``: it builds on the evaluation protocol, which itself loads
-  the feature network of :mod:`.features`, so this package does not import it.
+* :mod:`.feature_training`: its training project (``configs/synthetic_features.yaml``), run as
+  ``python -m s2dm_lightning.synthetic.feature_training``;
+* :mod:`.ablation`: the ablation's scoring, tables and plots.
+
+The last two are imported by their module path, not from this package: ``python -m`` runs
+:mod:`.feature_training` itself (an import here would load it twice), and :mod:`.ablation` builds on
+the evaluation protocol, which itself loads the feature network of :mod:`.features`.
 """
 
 from s2dm_lightning.synthetic.datamodule import SyntheticDataModule
-from s2dm_lightning.synthetic.feature_training import (
-    SyntheticAttributeDataModule,
-    SyntheticAttributeDataset,
-    SyntheticFeatureClassifier,
-    train_feature_network,
-)
 from s2dm_lightning.synthetic.features import (
     ATTRIBUTES,
     SyntheticFeatureNet,
@@ -47,10 +44,7 @@ __all__ = [
     "COLORS",
     "MOTIONS",
     "SHAPES",
-    "SyntheticAttributeDataModule",
-    "SyntheticAttributeDataset",
     "SyntheticDataModule",
-    "SyntheticFeatureClassifier",
     "SyntheticFeatureNet",
     "all_combinations",
     "background_change",
@@ -64,6 +58,5 @@ __all__ = [
     "render_video",
     "shape_centroids",
     "track_errors",
-    "train_feature_network",
     "video_direction",
 ]
