@@ -36,7 +36,11 @@ from typing import Any
 import torch
 import yaml
 
-from s2dm_lightning.evaluation.ablation import (
+from s2dm_lightning.evaluation.report import to_jsonable, utc_now
+from s2dm_lightning.io import atomic_write_text
+from s2dm_lightning.models.s2dm import S2DM
+from s2dm_lightning.pipelines.text_to_video import load_datamodule, load_module
+from s2dm_lightning.synthetic.ablation import (
     FUSION_MODES,
     NOISE_ROWS,
     evaluate_model,
@@ -45,11 +49,7 @@ from s2dm_lightning.evaluation.ablation import (
     markdown_report,
     summarize_row,
 )
-from s2dm_lightning.evaluation.report import to_jsonable, utc_now
-from s2dm_lightning.evaluation.synthetic_features import load_feature_extractor, metadata_path
-from s2dm_lightning.io import atomic_write_text
-from s2dm_lightning.models.s2dm import S2DM
-from s2dm_lightning.pipelines.text_to_video import load_datamodule, load_module
+from s2dm_lightning.synthetic.features import load_feature_extractor, metadata_path
 
 REPO = Path(__file__).resolve().parents[1]
 SMOKE = {"max_steps": 2, "seeds": [0], "num_videos": 2, "feature_max_steps": 2}
@@ -200,7 +200,7 @@ def feature_network(args: argparse.Namespace, output_dir: Path) -> tuple[Path, d
     """The feature network (safetensors); trained (in a subprocess) when its file is missing."""
     path = Path(args.feature_network or output_dir / "synthetic_features.safetensors")
     if not path.is_file():
-        command = [sys.executable, "-m", "s2dm_lightning.evaluation.synthetic_features", "--config",
+        command = [sys.executable, "-m", "s2dm_lightning.synthetic.feature_training", "--config",
                    args.feature_config, f"--model.init_args.export_path={path}",
                    f"--trainer.default_root_dir={output_dir / 'features'}",
                    f"--trainer.logger.init_args.save_dir={output_dir / 'features' / 'logs'}"]

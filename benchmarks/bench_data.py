@@ -18,9 +18,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from s2dm_lightning.data import FlowCache, FlowSettings, SyntheticDataModule, preprocess_flows, read_metadata
-from s2dm_lightning.data.synthetic import MOTIONS, _coverage, generate_synthetic_dataset
+from s2dm_lightning.data import FlowCache, FlowSettings, preprocess_flows, read_metadata
 from s2dm_lightning.flow_format import grid_to_displacement
+from s2dm_lightning.synthetic import SyntheticDataModule
+from s2dm_lightning.synthetic.world import MOTIONS, _coverage, generate_synthetic_dataset
 
 
 def true_motion(

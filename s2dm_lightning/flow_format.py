@@ -12,10 +12,15 @@ occlusion 1.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
 
 FLOW_CHANNELS = 3
+
+#: How :func:`resize_condition` resizes; each caller keeps the numerics it was trained/measured with.
+ResizeMode = Literal["keep_identity", "bilinear"]
 
 
 def identity_grid(height: int, width: int, dtype: torch.dtype = torch.float32, device=None) -> torch.Tensor:
@@ -43,11 +48,42 @@ def grid_to_displacement(condition: torch.Tensor) -> torch.Tensor:
     return torch.cat([condition[..., :2, :, :] - identity, condition[..., 2:, :, :]], dim=-3)
 
 
+def resize_condition(condition: torch.Tensor, size: int | tuple[int, int], *, mode: ResizeMode) -> torch.Tensor:
+    """Resize conditions or flow maps (..., C, h, w) to (..., C, *size); the same size is returned as it is.
+
+    Args:
+        condition: conditions (..., 3, h, w) for ``keep_identity``; any maps (..., C, h, w) for ``bilinear``
+            (a grid, displacement channels).
+        size: the new (height, width), or one int for a square.
+        mode: ``"keep_identity"``: the displacement from the identity (grid units, independent of the
+            resolution) and the occlusion are resized, by area average when the width shrinks and
+            bilinearly (align_corners=True) when it grows, in float32, and the new size's identity grid
+            is added back, so the identity flow stays exact; returned in the input dtype (the models'
+            training targets and sampled flows). ``"bilinear"``: every channel bilinearly with
+            align_corners=True, in the input dtype (the metrics, :func:`warp`, the concat flow channels).
+    """
+    height, width = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+    if tuple(condition.shape[-2:]) == (height, width):
+        return condition
+    lead, channels = condition.shape[:-3], condition.shape[-3]
+    if mode == "bilinear":
+        maps = F.interpolate(condition.reshape(-1, *condition.shape[-3:]), size=(height, width), mode="bilinear",
+                             align_corners=True)
+        return maps.reshape(*lead, channels, height, width)
+    if mode != "keep_identity":
+        raise ValueError(f"mode must be 'keep_identity' or 'bilinear', got {mode!r}")
+    maps = grid_to_displacement(condition).reshape(-1, *condition.shape[-3:]).float()
+    if width < condition.shape[-1]:
+        maps = F.interpolate(maps, size=(height, width), mode="area")
+    else:
+        maps = F.interpolate(maps, size=(height, width), mode="bilinear", align_corners=True)
+    maps[:, :2] += identity_grid(height, width, device=maps.device)
+    return maps.reshape(*lead, FLOW_CHANNELS, height, width).to(condition.dtype)
+
+
 def warp(images: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
     """Warp reference images (N, C, H, W) with conditions (N, 3, h, w); the grid is resized to H x W."""
-    grid = condition[:, :2]
-    if grid.shape[-2:] != images.shape[-2:]:
-        grid = F.interpolate(grid, size=images.shape[-2:], mode="bilinear", align_corners=True)
+    grid = resize_condition(condition[:, :2], tuple(images.shape[-2:]), mode="bilinear")
     return F.grid_sample(images, grid.permute(0, 2, 3, 1), mode="bilinear", padding_mode="border", align_corners=True)
 
 

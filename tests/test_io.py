@@ -135,9 +135,9 @@ def test_safe_file_stem_is_safe_and_collision_free():
 def test_everything_a_run_writes_is_readable_by_others(tmp_path, umask_022):
     """Dataset, flow cache, split file, latent cache, checkpoint, report and export under umask 022."""
     from s2dm_lightning.cli import main
-    from s2dm_lightning.data import SyntheticDataModule
     from s2dm_lightning.data.splits import load_or_draw_split
     from s2dm_lightning.evaluation.report import write_report
+    from s2dm_lightning.synthetic import SyntheticDataModule
     from tests.latent.conftest import DATA_ARGS, latent_config
     from tests.latent.tiny_sd import make_tiny_sd_folder
 

@@ -1,6 +1,6 @@
 """Data: video reading, clip sampling, flow estimation and caching, datasets and datamodules."""
 
-from s2dm_lightning.data.datamodule import SyntheticDataModule, VideoDataModule, VideoFolderDataModule
+from s2dm_lightning.data.datamodule import VideoDataModule, VideoFolderDataModule
 from s2dm_lightning.data.datasets import VideoClipDataset, VideoRecord, read_metadata
 from s2dm_lightning.data.flow import FlowSettings, estimate_flow_sequence, estimate_pair
 from s2dm_lightning.data.flow_cache import FlowCache
@@ -11,7 +11,6 @@ from s2dm_lightning.data.mug import MUGDataModule
 from s2dm_lightning.data.preprocess import PreprocessSummary, preprocess_flows
 from s2dm_lightning.data.regionmm import import_regionmm_flows
 from s2dm_lightning.data.sampling import interval_frame_indices
-from s2dm_lightning.data.synthetic import generate_synthetic_dataset
 from s2dm_lightning.data.video_io import VideoReadError, count_frames, read_video
 
 __all__ = [
@@ -23,7 +22,6 @@ __all__ = [
     "MUGDataModule",
     "PreprocessSummary",
     "RandomFrameDataset",
-    "SyntheticDataModule",
     "VideoClipDataset",
     "VideoDataModule",
     "VideoFolderDataModule",
@@ -32,7 +30,6 @@ __all__ = [
     "count_frames",
     "estimate_flow_sequence",
     "estimate_pair",
-    "generate_synthetic_dataset",
     "import_regionmm_flows",
     "interval_frame_indices",
     "preprocess_flows",

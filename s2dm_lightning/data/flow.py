@@ -262,3 +262,32 @@ def estimate_flow_sequence(frames: np.ndarray, settings: FlowSettings) -> torch.
         out[i, 2:] = occlusion
         previous = flows
     return out
+
+
+def estimate_video_flows(frames: np.ndarray, settings: FlowSettings) -> torch.Tensor:
+    """Conditions (B, L, 3, s, s) of a batch of uint8 videos (B, L, H, W, 3), one :func:`estimate_flow_sequence` each.
+
+    The consistency metrics pass generated videos rounded to uint8 (as frames read from disk), so that
+    their flows are made exactly as the data pipeline made the conditions.
+    """
+    if frames.ndim != 5 or frames.shape[-1] != 3:
+        raise ValueError(f"expected videos of shape (B, L, H, W, 3), got {tuple(frames.shape)}")
+    return torch.stack([estimate_flow_sequence(np.ascontiguousarray(clip), settings) for clip in frames])
+
+
+def flow_settings_for(flow: torch.Tensor, settings: FlowSettings | None) -> FlowSettings:
+    """The estimator settings for conditions ``flow`` (..., 3, s, s): the defaults at flow_size s if None.
+
+    Raises ``ValueError`` when given settings store flows at another size than the conditions.
+    """
+    h, w = flow.shape[-2:]
+    if h != w:
+        raise ValueError(f"flow maps must be square (the estimator stores s x s maps), got {h} x {w}")
+    if settings is None:
+        return FlowSettings(flow_size=int(h))
+    if settings.flow_size != h:
+        raise ValueError(
+            f"flow_settings.flow_size={settings.flow_size} but the conditioning flow maps are {h} x {w}; "
+            "pass the settings the conditions were made with (e.g. datamodule.flow_settings)"
+        )
+    return settings

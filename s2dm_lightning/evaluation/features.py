@@ -17,7 +17,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from s2dm_lightning.evaluation.synthetic_features import load_feature_extractor
 from s2dm_lightning.io import file_sha256
 from s2dm_lightning.metrics.i3d import (
     ALLOW_TORCHSCRIPT_CONFIG_KEY,
@@ -37,6 +36,7 @@ from s2dm_lightning.safe_load import (
     is_torchscript_file,
     load_torchscript,
 )
+from s2dm_lightning.synthetic.features import load_feature_extractor
 
 #: Config key of a custom feature network's file.
 FEATURE_EXTRACTOR_FILE_KEY = "metrics.feature_extractor_file"
@@ -200,7 +200,7 @@ def build_backbone(
         allow_random_backbone: permit an untrained I3D when no weight file is found.
         feature_extractor: a custom module, (B, F, 3, H, W) in [-1, 1] -> (B, d).
         feature_extractor_file: a file holding such a module: a safetensors file written by
-            :func:`s2dm_lightning.evaluation.synthetic_features.export_feature_extractor`, or a
+            :func:`s2dm_lightning.synthetic.features.export_feature_extractor`, or a
             TorchScript file (only with ``allow_torchscript``).
         metric_suffix: suffix of the metric names of a custom extractor (default ``"custom"``).
         resize_convention: I3D resize convention, ``"tf1"`` (the TF FVD reference) or ``"torch"``.

@@ -21,12 +21,13 @@ import torch
 from lightning.pytorch.utilities import rank_zero_warn
 from torchmetrics import Metric
 
-from s2dm_lightning.data.flow import FlowSettings
+from s2dm_lightning.data.flow import FlowSettings, estimate_video_flows, flow_settings_for
 from s2dm_lightning.metrics.functional_consistency import (
     background_drift,
     check_videos_and_flow,
     flow_adherence,
     flow_warping_error,
+    videos_to_uint8,
 )
 
 
@@ -128,9 +129,13 @@ class FlowAdherence(_FrameMeanMetric):
         self.weight_by_visibility = weight_by_visibility
 
     def per_frame(self, videos: torch.Tensor, flow: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return flow_adherence(
-            videos.detach().cpu(), flow.detach().cpu(), self.flow_settings, self.value_range, self.weight_by_visibility
-        )
+        videos, flow = videos.detach().cpu(), flow.detach().cpu()
+        settings = flow_settings_for(flow, self.flow_settings)
+
+        def estimate_flows(clips: torch.Tensor) -> torch.Tensor:  # rounded to uint8 like frames read from disk
+            return estimate_video_flows(videos_to_uint8(clips, self.value_range), settings)
+
+        return flow_adherence(videos, flow, estimate_flows, self.weight_by_visibility)
 
 
 class BackgroundDrift(_FrameMeanMetric):

@@ -14,12 +14,12 @@ Units: intensity differences are mean absolute differences of the RGB channels o
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from s2dm_lightning.data.flow import FlowSettings, estimate_flow_sequence
-from s2dm_lightning.flow_format import FLOW_CHANNELS, grid_to_displacement, warp
+from s2dm_lightning.flow_format import FLOW_CHANNELS, grid_to_displacement, resize_condition, warp
 
 #: Weight below which a frame counts as having no visible pixels at all.
 _MIN_WEIGHT = 1e-6
@@ -55,13 +55,6 @@ def to_unit_range(videos: torch.Tensor, value_range: tuple[float, float] = (-1.0
     if not hi > lo:
         raise ValueError(f"value_range must satisfy lo < hi, got {value_range}")
     return ((videos.float() - lo) / (hi - lo)).clamp(0.0, 1.0)
-
-
-def resize_condition(condition: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Bilinearly resize conditions (N, 3, h, w) to (N, 3, *size) (align_corners=True, exact for identity)."""
-    if tuple(condition.shape[-2:]) == tuple(size):
-        return condition.float()
-    return F.interpolate(condition.float(), size=tuple(size), mode="bilinear", align_corners=True)
 
 
 def displacement_pixels(condition: torch.Tensor) -> torch.Tensor:
@@ -107,7 +100,7 @@ def flow_warping_error(
     reference = x[:, :1].expand(b, f - 1, 3, h, w).flatten(0, 1)
     warped = warp(reference, cond)
     diff = (warped - x[:, 1:].flatten(0, 1)).abs().mean(dim=1)
-    weights = resize_condition(cond, (h, w))[:, 2].clamp(0.0, 1.0)
+    weights = resize_condition(cond, (h, w), mode="bilinear")[:, 2].clamp(0.0, 1.0)
     errors, valid = _weighted_frame_mean(diff, weights)
     return errors.view(b, f - 1), valid.view(b, f - 1)
 
@@ -116,46 +109,6 @@ def videos_to_uint8(videos: torch.Tensor, value_range: tuple[float, float] = (-1
     """(B, F, 3, H, W) float videos -> uint8 numpy (B, F, H, W, 3), rounded to the 256 levels of a file."""
     levels = (to_unit_range(videos, value_range) * 255.0).round().to(torch.uint8)
     return levels.permute(0, 1, 3, 4, 2).cpu().numpy()
-
-
-def estimate_video_flows(
-    videos: torch.Tensor, settings: FlowSettings, value_range: tuple[float, float] = (-1.0, 1.0)
-) -> torch.Tensor:
-    """Flow conditions of videos, as the data pipeline makes them: (B, F, 3, s, s), s = settings.flow_size.
-
-    Videos are rounded to uint8 first, exactly like frames read from disk, then passed through
-    :func:`~s2dm_lightning.data.flow.estimate_flow_sequence`.
-
-    Args:
-        videos: (B, F, 3, H, W) videos in ``value_range``.
-        settings: the estimator settings the conditions were made with.
-        value_range: (lo, hi) of the video values.
-    """
-    if videos.ndim != 5 or videos.shape[2] != 3:
-        raise ValueError(f"videos must have shape (B, F, 3, H, W), got {tuple(videos.shape)}")
-    frames = videos_to_uint8(videos, value_range)
-    flows = []
-    for clip in frames:
-        flows.append(estimate_flow_sequence(np.ascontiguousarray(clip), settings))
-    return torch.stack(flows)
-
-
-def settings_for(flow: torch.Tensor, settings: FlowSettings | None) -> FlowSettings:
-    """The estimator settings for conditions ``flow`` (..., 3, s, s): the defaults at flow_size s if None.
-
-    Raises ``ValueError`` when given settings store flows at another size than the conditions.
-    """
-    h, w = flow.shape[-2:]
-    if h != w:
-        raise ValueError(f"flow maps must be square (the estimator stores s x s maps), got {h} x {w}")
-    if settings is None:
-        return FlowSettings(flow_size=int(h))
-    if settings.flow_size != h:
-        raise ValueError(
-            f"flow_settings.flow_size={settings.flow_size} but the conditioning flow maps are {h} x {w}; "
-            "pass the settings the conditions were made with (e.g. datamodule.flow_settings)"
-        )
-    return settings
 
 
 def flow_endpoint_error(
@@ -190,24 +143,23 @@ def flow_endpoint_error(
 def flow_adherence(
     videos: torch.Tensor,
     flow: torch.Tensor,
-    settings: FlowSettings | None = None,
-    value_range: tuple[float, float] = (-1.0, 1.0),
+    estimate_flows: Callable[[torch.Tensor], torch.Tensor],
     weight_by_visibility: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-frame EPE between the flow estimated from the generated videos and their conditioning flow.
 
     Args:
-        videos: (B, F, 3, H, W) generated videos in ``value_range``.
+        videos: (B, F, 3, H, W) generated videos.
         flow: (B, F, 3, s, s) conditioning flows.
-        settings: the estimator settings the conditions were made with (None: defaults at size s).
-        value_range: (lo, hi) of the video values.
+        estimate_flows: videos -> their (B, F, 3, s, s) conditions, made as the conditions were (the
+            metric class passes the data pipeline's estimator, :func:`~s2dm_lightning.data.flow.estimate_video_flows`).
         weight_by_visibility: weight pixels by the conditioning occlusion map.
 
     Returns:
         ``(epe, valid)``, both (B, F - 1), EPE in pixels of the s x s flow map.
     """
     check_videos_and_flow(videos, flow)
-    estimated = estimate_video_flows(videos, settings_for(flow, settings), value_range)
+    estimated = estimate_flows(videos)
     return flow_endpoint_error(estimated.to(flow.device), flow, weight_by_visibility)
 
 
@@ -219,7 +171,7 @@ def static_mask(
     A pixel is static when its displacement, resized to ``size``, is at most ``tolerance_px``
     pixels of that size and its occlusion value is at least ``visibility_threshold``.
     """
-    cond = resize_condition(flow, size)
+    cond = resize_condition(flow.float(), size, mode="bilinear")
     disp = displacement_pixels(cond)
     return (disp.norm(dim=1) <= tolerance_px) & (cond[:, 2] >= visibility_threshold)
 

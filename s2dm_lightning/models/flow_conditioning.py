@@ -17,13 +17,12 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from diffusers import ConfigMixin, ModelMixin
 from diffusers.configuration_utils import register_to_config
 from einops import rearrange
 from torch import nn
 
-from s2dm_lightning.flow_format import FLOW_CHANNELS, grid_to_displacement
+from s2dm_lightning.flow_format import FLOW_CHANNELS, grid_to_displacement, resize_condition
 from s2dm_lightning.validation import check_choice, check_multiple
 
 FlowFusion = Literal["tokens", "concat", "both"]
@@ -115,6 +114,5 @@ class FlowConditioner(ModelMixin, ConfigMixin):
             [(self.flow_size - 1) / 2 / CHANNEL_UNIT_PIXELS] * 2 + [1.0], dtype=maps.dtype, device=maps.device
         )
         maps = maps * to_units.view(1, 3, 1, 1)
-        if maps.shape[-2:] != size:
-            maps = F.interpolate(maps, size=size, mode="bilinear", align_corners=True)
+        maps = resize_condition(maps, size, mode="bilinear")
         return maps * keep.view(-1, 1, 1, 1).to(maps.dtype)

@@ -12,7 +12,7 @@ each per sequence with its own probability.
 Diffusion space (``flow_to_diffusion``): channels (dx * s, dy * s, 2 * occlusion - 1), with
 (dx, dy) = grid - identity in grid units ([-1, 1] spans the frame) and s =
 ``displacement_scale``; the identity flow is (0, 0, 1). The network works at its
-``sample_size``: data flows of another size are resized (``resize_condition``).
+``sample_size``: data flows of another size are resized (``flow_format.resize_condition``, ``keep_identity``).
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from s2dm_lightning.flow_format import (
     grid_to_displacement,
     identity_condition,
     identity_grid,
+    resize_condition,
     warp,
 )
 from s2dm_lightning.models.diffusion_module import (
@@ -57,25 +58,6 @@ from s2dm_lightning.validation import check_number
 def default_flow_scheduler() -> DDPMScheduler:
     """Linear betas 1e-4 .. 0.02, T = 1000; DDIM clips its x_0 prediction to [-1, 1] (the data range)."""
     return DDPMScheduler(num_train_timesteps=1000, beta_schedule="linear", clip_sample=True)
-
-
-def resize_condition(condition: torch.Tensor, size: int) -> torch.Tensor:
-    """Resize conditions (..., 3, h, w) to (..., 3, size, size), keeping the identity flow exact.
-
-    The displacement (grid - identity, in grid units, independent of resolution) and the
-    occlusion are resized (area average when shrinking, bilinear when growing) and the
-    identity grid of the new size is added back.
-    """
-    if condition.shape[-2:] == (size, size):
-        return condition
-    lead = condition.shape[:-3]
-    maps = grid_to_displacement(condition).reshape(-1, *condition.shape[-3:]).float()
-    if size < condition.shape[-1]:
-        maps = F.interpolate(maps, size=(size, size), mode="area")
-    else:
-        maps = F.interpolate(maps, size=(size, size), mode="bilinear", align_corners=True)
-    maps[:, :2] += identity_grid(size, size, device=maps.device)
-    return maps.reshape(*lead, FLOW_CHANNELS, size, size).to(condition.dtype)
 
 
 def flow_to_diffusion(condition: torch.Tensor, displacement_scale: float) -> torch.Tensor:
@@ -254,8 +236,8 @@ class FlowGenerator(DiffusionModule):
 
         The target follows the scheduler's ``prediction_type`` (eps by default; x_0 or v).
         """
-        x0 = flow_to_diffusion(resize_condition(batch["flow"].to(self.device), self.flow_size),
-                               self.hparams.displacement_scale)
+        flow = resize_condition(batch["flow"].to(self.device), self.flow_size, mode="keep_identity")
+        x0 = flow_to_diffusion(flow, self.hparams.displacement_scale)
         b, f = x0.shape[:2]
         noise = sample_video_noise(b, f, tuple(x0.shape[2:]), "independent", generator, self.device, x0.dtype)
         t = sample_video_timesteps(b, f, self.noise_scheduler.config.num_train_timesteps, "shared", generator,

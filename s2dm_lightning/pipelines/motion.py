@@ -22,8 +22,7 @@ import torch
 from s2dm_lightning.data.flow import FlowSettings, estimate_flow_sequence
 from s2dm_lightning.data.sampling import interval_frame_indices
 from s2dm_lightning.data.video_io import read_video
-from s2dm_lightning.flow_format import FLOW_CHANNELS, affine_condition, identity_condition
-from s2dm_lightning.models.flow_generator import resize_condition
+from s2dm_lightning.flow_format import FLOW_CHANNELS, affine_condition, identity_condition, resize_condition
 
 if TYPE_CHECKING:
     from s2dm_lightning.models.flow_generator import FlowGenerator
@@ -93,7 +92,7 @@ def flows_from_caption(
     flow_streams = [torch.Generator().manual_seed(FLOW_STREAM_OFFSET + s) for s in seeds]
     flows = flow_generator.sample_flows(reference.to(flow_generator.device), prompts, num_frames,
                                         generator=flow_streams)
-    flows = resize_condition(flows.float().cpu(), size)
+    flows = resize_condition(flows.float().cpu(), size, mode="keep_identity")
     flows[:, 0] = identity_condition(size, size)
     return flows
 

@@ -20,8 +20,8 @@ import lightning as L
 import torch
 import yaml
 
-from s2dm_lightning.flow_format import FLOW_CHANNELS, identity_condition
-from s2dm_lightning.models.flow_generator import FlowGenerator, resize_condition
+from s2dm_lightning.flow_format import FLOW_CHANNELS, identity_condition, resize_condition
+from s2dm_lightning.models.flow_generator import FlowGenerator
 from s2dm_lightning.models.s2dm import S2DM
 from s2dm_lightning.pipelines.motion import FLOW_STREAM_OFFSET, flows_from_video  # noqa: F401 (re-exported)
 from s2dm_lightning.safe_load import load_checkpoint_state_dict
@@ -216,7 +216,7 @@ class TwoStageTextToVideo:
                                                      generator=flow_streams, progress=progress, sampling=flow_sampling)
         else:
             flows = self._check_reference_flows(reference_flows, b)
-        flows = resize_condition(flows.to(s2dm.device).float(), self.flow_size)
+        flows = resize_condition(flows.to(s2dm.device).float(), self.flow_size, mode="keep_identity")
         flows[:, 0] = identity_condition(self.flow_size, self.flow_size, device=s2dm.device)
 
         # (c) every frame from the same z_T (and, with eta > 0, the same later draws as (a)),

@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def tiny_config(tmp_path: Path, model: dict[str, Any] | None = None, data: dict[str, Any] | None = None,
-                data_class: str = "s2dm_lightning.data.SyntheticDataModule") -> Path:
+                data_class: str = "s2dm_lightning.synthetic.SyntheticDataModule") -> Path:
     """A 2-step pixel-space S2DM on 16-px frames (a 3-block UNet: sizes must be multiples of 4), written to tmp_path.
 
     ``model`` / ``data`` update the init_args; a value of None removes the key.
@@ -31,7 +31,7 @@ def tiny_config(tmp_path: Path, model: dict[str, Any] | None = None, data: dict[
     data_args: dict[str, Any] = {"root": str(tmp_path / "synthetic"), "num_videos": 4, "frames_per_video": 4,
                                  "image_size": 16, "resolution": 16, "flow_size": 16, "num_frames": 4,
                                  "batch_size": 2, "val_videos": 1, "dis_preset": "ultrafast"}
-    if data_class != "s2dm_lightning.data.SyntheticDataModule":
+    if data_class != "s2dm_lightning.synthetic.SyntheticDataModule":
         for key in ("num_videos", "frames_per_video", "image_size"):
             data_args.pop(key)
     for args, changes in ((model_args, model or {}), (data_args, data or {})):

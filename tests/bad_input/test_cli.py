@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from s2dm_lightning.data.synthetic import generate_synthetic_dataset
+from s2dm_lightning.synthetic.world import generate_synthetic_dataset
 from tests.latent.tiny_sd import make_tiny_sd_folder
 from tests.test_cli import REPO, tiny_run_args
 

@@ -6,8 +6,9 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from s2dm_lightning.data import SyntheticDataModule, VideoClipDataset, VideoFolderDataModule
+from s2dm_lightning.data import VideoClipDataset, VideoFolderDataModule
 from s2dm_lightning.flow_format import identity_condition
+from s2dm_lightning.synthetic import SyntheticDataModule
 from tests.data.conftest import moving_texture_video, write_frames, write_mp4
 
 

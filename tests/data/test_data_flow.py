@@ -4,7 +4,13 @@ import numpy as np
 import pytest
 import torch
 
-from s2dm_lightning.data.flow import FlowSettings, estimate_flow_sequence, estimate_pair
+from s2dm_lightning.data.flow import (
+    FlowSettings,
+    estimate_flow_sequence,
+    estimate_pair,
+    estimate_video_flows,
+    flow_settings_for,
+)
 from s2dm_lightning.flow_format import grid_to_displacement, identity_condition, warp
 from tests.data.conftest import moving_texture_video, textured
 
@@ -121,3 +127,20 @@ def test_estimate_does_not_depend_on_what_was_estimated_before():
     first = estimate_flow_sequence(clip, settings)
     estimate_flow_sequence(other, settings)
     assert torch.equal(estimate_flow_sequence(clip, settings), first)
+
+
+def test_video_batch_flows_are_each_clips_sequence_and_settings_follow_the_maps():
+    clips = np.stack([moving_texture_video(4, 24, step=1), moving_texture_video(4, 24, step=2, seed=1)])
+    settings = FlowSettings(flow_size=12)
+    flows = estimate_video_flows(clips, settings)
+    assert flows.shape == (2, 4, 3, 12, 12)
+    for clip, flow in zip(clips, flows, strict=True):  # one clip at a time, the same OpenCV calls
+        assert torch.equal(flow, estimate_flow_sequence(clip, settings))
+    with pytest.raises(ValueError, match=r"\(B, L, H, W, 3\)"):
+        estimate_video_flows(clips[0], settings)
+    assert flow_settings_for(flows, None) == FlowSettings(flow_size=12)
+    assert flow_settings_for(flows, settings) is settings
+    with pytest.raises(ValueError, match="flow_settings.flow_size=16"):
+        flow_settings_for(flows, FlowSettings(flow_size=16))
+    with pytest.raises(ValueError, match="square"):
+        flow_settings_for(flows[..., :6], None)

@@ -7,8 +7,8 @@ import json
 import pytest
 import torch
 
-from s2dm_lightning.data import SyntheticDataModule
 from s2dm_lightning.evaluation import RandomConv3dFeatures, VideoMetricsCallback
+from s2dm_lightning.synthetic import SyntheticDataModule
 from tests.evaluation.helpers import FakeGenerator, cpu_trainer
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 import yaml
 
-from s2dm_lightning.data import SyntheticDataModule
+from s2dm_lightning.synthetic import SyntheticDataModule
 from tests.latent.tiny_sd import make_tiny_sd_folder
 
 # 32-px frames -> 4 x 4 latents (the tiny VAE downsamples 8x, like SD's); flows at latent size.
@@ -72,7 +72,7 @@ def latent_config(tmp_path: Path, tiny_sd: Path, data_root: Path, callbacks: lis
                 "num_inference_steps": 2, **model_args,
             },
         },
-        "data": {"class_path": "s2dm_lightning.data.SyntheticDataModule",
+        "data": {"class_path": "s2dm_lightning.synthetic.SyntheticDataModule",
                  "init_args": {"root": str(data_root), **DATA_ARGS}},
     }
     path = tmp_path / "latent.yaml"

@@ -10,11 +10,12 @@ import torch
 from torch.utils.data import default_collate
 
 from s2dm_lightning.cli import main
-from s2dm_lightning.data import LatentCache, SyntheticDataModule
+from s2dm_lightning.data import LatentCache
 from s2dm_lightning.data.datasets import frames_to_tensor
 from s2dm_lightning.data.latent_cache import fill_latent_cache, vae_fingerprint
 from s2dm_lightning.data.video_io import read_video
 from s2dm_lightning.models import S2DM
+from s2dm_lightning.synthetic import SyntheticDataModule
 from tests.latent.conftest import DATA_ARGS, FRAME_SIZE, latent_config
 
 

@@ -7,8 +7,9 @@ import yaml
 from diffusers import AutoencoderKL
 
 from s2dm_lightning.cli import main
-from s2dm_lightning.data import FrameDataModule, SyntheticDataModule
+from s2dm_lightning.data import FrameDataModule
 from s2dm_lightning.models import S2DM
+from s2dm_lightning.synthetic import SyntheticDataModule
 from tests.latent.conftest import DATA_ARGS, FRAME_SIZE
 
 
@@ -36,7 +37,7 @@ def test_two_fine_tuning_steps_write_a_vae_that_s2dm_loads(tmp_path, tiny_sd, sy
         "model": {"class_path": "s2dm_lightning.models.VAEFineTune",
                   "init_args": {"pretrained": str(tiny_sd), "output_dir": str(out), "learning_rate": 1e-3}},
         "data": {"class_path": "s2dm_lightning.data.FrameDataModule",
-                 "init_args": {"videos": {"class_path": "s2dm_lightning.data.SyntheticDataModule",
+                 "init_args": {"videos": {"class_path": "s2dm_lightning.synthetic.SyntheticDataModule",
                                           "init_args": {"root": str(synthetic_root), **DATA_ARGS}},
                                "frames_per_epoch": 4, "batch_size": 2, "val_frames": 2}},
     }

@@ -8,7 +8,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from s2dm_lightning.flow_format import identity_condition
-from s2dm_lightning.models.flow_generator import diffusion_to_flow, flow_to_diffusion, resize_condition
+from s2dm_lightning.models.flow_generator import diffusion_to_flow, flow_to_diffusion
 from tests.conftest import UNetInputs, fake_batch
 from tests.pipelines.conftest import SIZE, tiny_flow_generator, tiny_unet3d
 
@@ -74,18 +74,11 @@ def test_guided_sampling_calls_the_network_once_per_step_with_both_branches():
     assert inputs.calls[0][0][2:, 3:].abs().max() == 0, "the unconditional branch has no reference"
 
 
-def test_flow_representation_and_resizing():
+def test_flow_representation():
     flow = fake_batch(num_videos=2, num_frames=3, size=16, flow_size=16)["flow"]
     torch.testing.assert_close(diffusion_to_flow(flow_to_diffusion(flow, 2.5), 2.5), flow)
     identity = identity_condition(16, 16)
     assert torch.equal(flow_to_diffusion(identity, 2.0)[:2], torch.zeros(2, 16, 16))
-    assert torch.equal(resize_condition(identity, 8), identity_condition(8, 8))
-    torch.testing.assert_close(resize_condition(identity_condition(8, 8), 16), identity, atol=1e-6, rtol=0)
-    # a uniform shift stays the same shift (grid units do not depend on the resolution)
-    shifted = identity.clone()
-    shifted[0] += 0.25
-    torch.testing.assert_close(resize_condition(shifted, 8)[0] - identity_condition(8, 8)[0],
-                               torch.full((8, 8), 0.25))
 
 
 def test_unet_channels_are_checked():

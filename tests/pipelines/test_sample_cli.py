@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from s2dm_lightning.cli import main
-from s2dm_lightning.data import generate_synthetic_dataset
 from s2dm_lightning.flow_format import identity_condition
+from s2dm_lightning.synthetic import generate_synthetic_dataset
 from tests.pipelines.conftest import SIZE
 from tests.received_files import last_line, run_cli, save_pickled_checkpoint
 

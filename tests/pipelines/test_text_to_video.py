@@ -103,8 +103,8 @@ def test_two_stage_module_names_missing_checkpoints():
 def test_load_datamodule_builds_the_data_section_with_overrides(tmp_path):
     from pathlib import Path
 
-    from s2dm_lightning.data import SyntheticDataModule
     from s2dm_lightning.pipelines import load_datamodule
+    from s2dm_lightning.synthetic import SyntheticDataModule
 
     config = Path(__file__).resolve().parents[2] / "configs" / "synthetic.yaml"
     data = load_datamodule(config, batch_size=3, root=str(tmp_path / "data"))

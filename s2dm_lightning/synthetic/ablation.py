@@ -5,7 +5,7 @@ notebook ``notebooks/ablation.ipynb`` reads the JSON it writes with :func:`load_
 with :func:`markdown_tables` and :func:`plot_results`. Every metric is lower-is-better:
 
 * ``fvd`` / ``kvd``: against the real test clips, features of the synthetic feature network
-  (:mod:`.synthetic_features`; NOT the I3D, so not comparable with published FVD);
+  (:mod:`.features`; NOT the I3D, so not comparable with published FVD);
 * ``warping_error``: :class:`~s2dm_lightning.metrics.FlowWarpingError` ([0, 1] intensity);
 * ``flow_epe``: :class:`~s2dm_lightning.metrics.FlowAdherence` (pixels of the flow map);
 * ``drift``: :class:`~s2dm_lightning.metrics.BackgroundDrift` ([0, 1] intensity).

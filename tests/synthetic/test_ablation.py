@@ -11,7 +11,8 @@ import torch
 
 from s2dm_lightning.data.flow import FlowSettings
 from s2dm_lightning.evaluation import RandomConv3dFeatures
-from s2dm_lightning.evaluation.ablation import (
+from s2dm_lightning.models import S2DM
+from s2dm_lightning.synthetic.ablation import (
     METRICS,
     evaluate_model,
     evaluate_real,
@@ -21,7 +22,6 @@ from s2dm_lightning.evaluation.ablation import (
     per_seed_markdown,
     summarize_row,
 )
-from s2dm_lightning.models import S2DM
 from tests.conftest import HashTextEncoder, assert_equal_to_batch_rounding, fake_batch, tiny_unet
 
 REPO = Path(__file__).resolve().parents[2]

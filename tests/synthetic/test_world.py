@@ -5,9 +5,9 @@ import csv
 import numpy as np
 import pytest
 
-from s2dm_lightning.data import synthetic
-from s2dm_lightning.data.synthetic import COLORS, MOTIONS, generate_synthetic_dataset
 from s2dm_lightning.data.video_io import read_video
+from s2dm_lightning.synthetic import world as synthetic
+from s2dm_lightning.synthetic.world import COLORS, MOTIONS, generate_synthetic_dataset
 
 
 def _rows(root) -> list[dict[str, str]]:

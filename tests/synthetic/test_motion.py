@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from s2dm_lightning.data.synthetic import render_video
-from s2dm_lightning.evaluation.motion import (
+from s2dm_lightning.flow_format import identity_grid
+from s2dm_lightning.synthetic.motion import (
     background_change,
     caption_direction,
     direction_score,
@@ -16,7 +16,7 @@ from s2dm_lightning.evaluation.motion import (
     track_errors,
     video_direction,
 )
-from s2dm_lightning.flow_format import identity_grid
+from s2dm_lightning.synthetic.world import render_video
 
 
 def moving_square(dx: int, dy: int, frames: int = 6, size: int = 16) -> torch.Tensor:

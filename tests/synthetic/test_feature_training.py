@@ -1,4 +1,4 @@
-"""The synthetic feature network: trains, exports, and serves as the FVD/KVD feature extractor."""
+"""Training the synthetic feature network from its config, and its attribute dataset."""
 
 from __future__ import annotations
 
@@ -7,19 +7,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import save_file
 
 from s2dm_lightning.evaluation.features import build_backbone
-from s2dm_lightning.evaluation.synthetic_features import (
-    SyntheticAttributeDataset,
-    SyntheticFeatureNet,
-    export_feature_extractor,
-    load_feature_extractor,
-    metadata_path,
-    train_feature_network,
-)
 from s2dm_lightning.metrics import FrechetVideoDistance, KernelVideoDistance
-from s2dm_lightning.safe_load import LOADED_AS_DATA, ReceivedFileError, is_torchscript_file
+from s2dm_lightning.safe_load import LOADED_AS_DATA, is_torchscript_file
+from s2dm_lightning.synthetic.feature_training import SyntheticAttributeDataset, train_feature_network
+from s2dm_lightning.synthetic.features import load_feature_extractor, metadata_path
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -72,26 +65,7 @@ def test_train_two_steps_export_and_use_as_fvd_extractor(tmp_path):
     assert backbone.weights["loaded_as"] == LOADED_AS_DATA and backbone.identity["kind"] == "custom_state_dict"
 
 
-def test_export_and_load_give_the_same_network(tmp_path):
-    net = SyntheticFeatureNet(feature_dim=8, width=4).eval()
-    path = export_feature_extractor(net, tmp_path / "net.safetensors")
-    loaded = load_feature_extractor(path)
-    videos = torch.rand(2, 4, 3, 16, 16) * 2 - 1
-    # same weights, same batch, same CPU kernels: equal up to float32 rounding
-    assert torch.allclose(loaded(videos), net(videos), atol=1e-6, rtol=0)
-    save_file({"weight": torch.zeros(2)}, str(tmp_path / "other.safetensors"), metadata={"class": "Other"})
-    with pytest.raises(ReceivedFileError, match=r"metrics\.feature_extractor_file='.*other\.safetensors'.*'Other'"):
-        load_feature_extractor(tmp_path / "other.safetensors", "metrics.feature_extractor_file")
-
-
-def test_network_shapes_and_clear_errors(tmp_path):
-    net = SyntheticFeatureNet(feature_dim=8, width=4)
-    assert net(torch.zeros(2, 16, 3, 32, 32)).shape == (2, 8)
-    assert [t.shape[1] for t in net.classify(torch.zeros(1, 3, 3, 8, 8))] == [4, 3, 4]
-    with pytest.raises(ValueError, match=r"\(B, F, 3, H, W\)"):
-        net(torch.zeros(2, 3, 32, 32))
-    with pytest.raises(FileNotFoundError, match="synthetic_features"):
-        load_feature_extractor(tmp_path / "missing.pt")
+def test_attribute_dataset_needs_the_attribute_columns(tmp_path):
     (tmp_path / "metadata.csv").write_text("video_id,path,caption,split\nv,v,c,train\n")
     with pytest.raises(ValueError, match="attribute column"):
         SyntheticAttributeDataset(tmp_path, "train")
