@@ -37,7 +37,7 @@ from s2dm_lightning.flow_format import FLOW_CHANNELS
 from s2dm_lightning.io import apply_umask_modes
 from s2dm_lightning.models.denoiser import TextCondition, decode_frames, guided_denoiser
 from s2dm_lightning.models.flow_conditioning import FlowConditioner
-from s2dm_lightning.models.pretrained import PretrainedFolderError
+from s2dm_lightning.models.pretrained_folder import PretrainedFolderError
 from s2dm_lightning.models.text_encoder import CachedTextEncoder, CLIPTextEncoder, MiniLMTextEncoder
 
 if TYPE_CHECKING:
