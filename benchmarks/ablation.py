@@ -36,6 +36,7 @@ from typing import Any
 import torch
 import yaml
 
+from s2dm_lightning.config import load_datamodule, load_module
 from s2dm_lightning.evaluation.ablation import (
     FUSION_MODES,
     NOISE_ROWS,
@@ -49,7 +50,6 @@ from s2dm_lightning.evaluation.report import to_jsonable, utc_now
 from s2dm_lightning.evaluation.synthetic_features import load_feature_extractor, metadata_path
 from s2dm_lightning.io import atomic_write_text
 from s2dm_lightning.models.s2dm import S2DM
-from s2dm_lightning.pipelines.text_to_video import load_datamodule, load_module
 
 REPO = Path(__file__).resolve().parents[1]
 SMOKE = {"max_steps": 2, "seeds": [0], "num_videos": 2, "feature_max_steps": 2}

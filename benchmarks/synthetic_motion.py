@@ -20,10 +20,10 @@ from pathlib import Path
 
 import torch
 
+from s2dm_lightning.config import load_datamodule, load_module
 from s2dm_lightning.evaluation.motion import background_change, direction_score, track_errors, video_direction
 from s2dm_lightning.io import atomic_write_text
 from s2dm_lightning.models import S2DM
-from s2dm_lightning.pipelines import load_datamodule, load_module
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -10,8 +10,8 @@ import PIL.Image
 import pytest
 import torch
 
+from s2dm_lightning.config import load_module
 from s2dm_lightning.models import S2DM
-from s2dm_lightning.pipelines import load_module
 from s2dm_lightning.pipelines.s2dm_pipeline import S2DMPipeline, UnsafePipelineFolderError
 from tests.conftest import HashTextEncoder, fake_batch
 from tests.latent.tiny_sd import make_tiny_sd_folder
