@@ -24,12 +24,12 @@ from pathlib import Path
 
 import torch
 
+from s2dm_lightning.commands.sample import write_outputs
 from s2dm_lightning.data import SyntheticDataModule
 from s2dm_lightning.data.synthetic import COLORS, MOTIONS, SHAPES, caption_for
 from s2dm_lightning.evaluation.motion import direction_score as score
 from s2dm_lightning.evaluation.motion import flow_direction, video_direction
 from s2dm_lightning.pipelines import TwoStageTextToVideo
-from s2dm_lightning.pipelines.sample_command import write_outputs
 
 
 def main() -> None:
