@@ -1,9 +1,7 @@
-"""Command line: ``python -m s2dm_lightning SUBCOMMAND --config ...`` (``--help`` lists them all).
+"""fit/validate/test/predict: LightningCLI's subcommands (jsonargparse parses and checks every key of the YAML
+against the typed ``__init__`` arguments), with S2DM's defaults and checks (:class:`S2DMCLI`).
 
-fit/validate/test/predict are LightningCLI's (jsonargparse parses and checks every key of
-the YAML against the typed ``__init__`` arguments). ``preprocess`` parses the same config
-and only runs the data module's flow preprocessing; ``sample`` and ``export`` have their own
-parsers. Errors of our classes reach the screen through :mod:`s2dm_lightning.commands.errors`.
+``preprocess`` and ``export`` build their classes from the same config through :class:`S2DMCLI`.
 """
 
 from __future__ import annotations
@@ -19,16 +17,9 @@ from lightning.pytorch.cli import LightningCLI
 
 from s2dm_lightning.callbacks.progress import LineProgressBar, stdout_is_terminal
 from s2dm_lightning.commands.checkpoint_config import reconcile, refuse_mismatched_weights
-from s2dm_lightning.commands.errors import run_with_clear_errors
 from s2dm_lightning.evaluation import VideoMetricsCallback
 from s2dm_lightning.resume import resolve_last
 from s2dm_lightning.strategy_check import reject_unpicklable_spawn
-
-EXTRA_SUBCOMMANDS = {
-    "preprocess": "Compute and cache the flow/occlusion conditions of a dataset (no training).",
-    "sample": "Two-stage text-to-video from --prompt (see `sample --help`; s2dm_lightning.pipelines).",
-    "export": "Write a trained model as a self-contained folder: --config ... --ckpt_path CKPT|last --output_dir DIR.",
-}
 
 
 class S2DMCLI(LightningCLI):
@@ -130,65 +121,7 @@ class S2DMCLI(LightningCLI):
             return None
 
 
-def subcommand_table() -> dict[str, str]:
-    """Every subcommand with one line: LightningCLI's (the first sentence of the Trainer method's docstring,
-    as LightningCLI's own help shows it), then ``EXTRA_SUBCOMMANDS``."""
-    table = {}
-    for name in LightningCLI.subcommands():
-        paragraph = " ".join((getattr(Trainer, name).__doc__ or "").strip().split("\n\n")[0].split())
-        table[name] = paragraph.split(". ")[0].rstrip(".") + "."
-    return {**table, **EXTRA_SUBCOMMANDS}
-
-
-def usage() -> str:
-    """The top-level ``--help``: all subcommands, one line each."""
-    table = subcommand_table()
-    width = max(map(len, table))
-    lines = [f"usage: python -m s2dm_lightning {{{','.join(table)}}} --config CONFIG.yaml [--key value ...]", "",
-             "subcommands (SUBCOMMAND --help lists its options):"]
-    lines += [f"  {name:<{width}}  {text}" for name, text in table.items()]
-    return "\n".join(lines)
-
-
-def main(args: list[str] | None = None) -> None:
-    """Run one subcommand; an error of our classes is printed alone, as the last line (exit status 2)."""
-    run_with_clear_errors(lambda: _run(list(sys.argv[1:] if args is None else args)))
-
-
-def _run(argv: list[str]) -> None:
-    if not argv or argv[0] in ("-h", "--help"):
-        print(usage(), file=sys.stdout if argv else sys.stderr)
-        if not argv:
-            raise SystemExit(2)
-        return
-    if argv and argv[0] == "sample":
-        from s2dm_lightning.commands.sample import main as sample_main
-
-        sample_main(argv[1:])
-        return
-    if argv and argv[0] == "preprocess":
-        if any(a in ("-h", "--help") for a in argv[1:]):
-            print(usage())
-            return
-        # Parse the full experiment config (so the same YAML works), then preprocess only.
-        # One process (no training here), so a 4-GPU config also preprocesses on a smaller machine.
-        cli = S2DMCLI(args=[*argv[1:], "--trainer.devices=1", "--trainer.strategy=auto"], run=False)
-        preprocess = getattr(cli.datamodule, "preprocess", None)
-        if preprocess is None:
-            raise SystemExit(f"preprocess: {type(cli.datamodule).__name__} has no preprocess() method")
-        preprocess()
-        model_preprocess = getattr(cli.model, "preprocess", None)  # e.g. S2DM's latent cache
-        if model_preprocess is not None:
-            model_preprocess(cli.datamodule)
-        return
-    if argv and argv[0] == "export":
-        from s2dm_lightning.models.export import export_main
-
-        export_main(argv[1:])
-        return
+def main(argv: list[str]) -> None:
+    """Run LightningCLI's subcommand ``argv[0]`` (fit, validate, test, predict) with the arguments after it."""
     # args=None when they are sys.argv's: LightningCLI warns when it is given both
     S2DMCLI(args=None if argv == sys.argv[1:] else argv)
-
-
-if __name__ == "__main__":
-    main()
