@@ -10,7 +10,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from lightning.pytorch import LightningModule
+
 from s2dm_lightning.commands.lightning import S2DMCLI
+from s2dm_lightning.models.export import save_pretrained
+from s2dm_lightning.models.s2dm import S2DM
 from s2dm_lightning.safe_load import load_checkpoint_state_dict
 
 
@@ -25,7 +29,7 @@ def main(argv: list[str]) -> Path:
     """``export --config CONFIG [overrides] --ckpt_path CKPT|last --output_dir DIR``.
 
     Builds the model from the config (as fit does), loads the checkpoint's ``state_dict``
-    (the EMA weights when the EMA callback was used) and calls its ``save_pretrained``.
+    (the EMA weights when the EMA callback was used) and writes it with :func:`write_folder`.
     """
     parser = argparse.ArgumentParser(prog="python -m s2dm_lightning export", add_help=False)
     parser.add_argument("--ckpt_path", required=True, help="a checkpoint, or 'last' (newest last.ckpt of the run folder)")
@@ -40,9 +44,17 @@ def main(argv: list[str]) -> Path:
     ckpt = known.ckpt_path
     path = _find_last_checkpoint(cli.trainer.default_root_dir) if ckpt == "last" else Path(ckpt)
     cli.model.load_state_dict(load_checkpoint_state_dict(path, "--ckpt_path"))  # pickle-free: may come from others
-    save = getattr(cli.model, "save_pretrained", None)
-    if save is None:
-        raise SystemExit(f"export: {type(cli.model).__name__} has no save_pretrained()")
-    out = save(known.output_dir)
+    out = write_folder(cli.model, known.output_dir)
     print(f"exported {path} -> {out}")
     return Path(out)
+
+
+def write_folder(model: LightningModule, folder: str | Path) -> Path:
+    """An S2DM as a pipeline folder (:func:`s2dm_lightning.models.export.save_pretrained`); any other module
+    through its own ``save_pretrained(folder)`` (e.g. the fine-tuned VAE of ``configs/*_vae.yaml``)."""
+    if isinstance(model, S2DM):
+        return save_pretrained(model, folder)
+    save = getattr(model, "save_pretrained", None)
+    if save is None:
+        raise SystemExit(f"export: {type(model).__name__} has no save_pretrained()")
+    return Path(save(folder))

@@ -125,11 +125,11 @@ def build_two_stage(
     if pipeline is None:
         return TwoStageTextToVideo.from_checkpoints(s2dm_config, s2dm_ckpt, flow_config, flow_ckpt, device=device)
     from s2dm_lightning.config import load_module
+    from s2dm_lightning.models.export import load_pretrained
     from s2dm_lightning.models.flow_generator import FlowGenerator
-    from s2dm_lightning.models.s2dm import S2DM
 
     flow_generator = load_module(flow_config, flow_ckpt, FlowGenerator) if flow_config is not None else None
-    return TwoStageTextToVideo(S2DM.from_pretrained(pipeline), flow_generator).to(device)
+    return TwoStageTextToVideo(load_pretrained(pipeline), flow_generator).to(device)
 
 
 def generated_frame_size(model: Any) -> int:

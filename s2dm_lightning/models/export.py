@@ -2,8 +2,8 @@
 
 The folder is the one written by ``S2DMPipeline.save_pretrained`` (diffusers' layout:
 ``model_index.json`` + safetensors sub-folders, see :mod:`s2dm_lightning.pipelines.s2dm_pipeline`).
-``S2DMPipeline.from_pretrained(folder)`` samples from it; ``S2DM.from_pretrained(folder)`` rebuilds
-the LightningModule from it alone (no training config). From a checkpoint trained with the EMA
+``S2DMPipeline.from_pretrained(folder)`` samples from it; :func:`load_pretrained` rebuilds the S2DM
+LightningModule from it alone (no training config). From a checkpoint trained with the EMA
 callback, the exported weights are the EMA weights (the callback stores them as the checkpoint's
 ``state_dict``).
 """
