@@ -1,4 +1,7 @@
-"""``s2dm_lightning.cli``: the names scripts and notebooks import; the command line lives in :mod:`s2dm_lightning.commands`."""
+"""The names scripts and notebooks import (``from s2dm_lightning.cli import S2DMCLI, main``).
+
+The command line itself lives in :mod:`s2dm_lightning.commands`.
+"""
 
 from s2dm_lightning.commands import main
 from s2dm_lightning.commands.lightning import S2DMCLI
