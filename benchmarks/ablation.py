@@ -36,10 +36,10 @@ from typing import Any
 import torch
 import yaml
 
+from s2dm_lightning.config import load_datamodule, load_module
 from s2dm_lightning.evaluation.report import to_jsonable, utc_now
 from s2dm_lightning.io import atomic_write_text
 from s2dm_lightning.models.s2dm import S2DM
-from s2dm_lightning.pipelines.text_to_video import load_datamodule, load_module
 from s2dm_lightning.synthetic.ablation import (
     FUSION_MODES,
     NOISE_ROWS,

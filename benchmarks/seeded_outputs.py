@@ -25,8 +25,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def train_and_sample(steps: int, workdir: Path, num_videos: int) -> dict[str, torch.Tensor]:
+    from s2dm_lightning.config import load_datamodule, load_module
     from s2dm_lightning.models import S2DM
-    from s2dm_lightning.pipelines import load_datamodule, load_module
 
     config = REPO / "configs" / "synthetic.yaml"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import torch
 
+from s2dm_lightning.config import load_datamodule, load_module
 from s2dm_lightning.io import atomic_write_text
 from s2dm_lightning.models import S2DM
-from s2dm_lightning.pipelines import load_datamodule, load_module
 from s2dm_lightning.synthetic.motion import background_change, direction_score, track_errors, video_direction
 
 

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import torch
 
+from s2dm_lightning.commands.sample import write_outputs
 from s2dm_lightning.pipelines import TwoStageTextToVideo
-from s2dm_lightning.pipelines.sample_command import write_outputs
 from s2dm_lightning.synthetic import SyntheticDataModule
 from s2dm_lightning.synthetic.motion import direction_score as score
 from s2dm_lightning.synthetic.motion import flow_direction, video_direction

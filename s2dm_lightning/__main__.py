@@ -1,4 +1,4 @@
-from s2dm_lightning.cli import main
+from s2dm_lightning.commands import main
 
 if __name__ == "__main__":
     main()

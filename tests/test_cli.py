@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from s2dm_lightning.cli import S2DMCLI, main
+from s2dm_lightning.commands import SUBCOMMANDS
 from tests.latent.tiny_sd import make_tiny_sd_folder
 
 REPO = Path(__file__).resolve().parents[1]
@@ -98,5 +99,5 @@ def test_help_lists_every_subcommand():
                             cwd=REPO, timeout=120)
     assert result.returncode == 0, result.stderr
     listed = [line.split()[0] for line in result.stdout.splitlines() if line.startswith("  ")]
-    assert listed == ["fit", "validate", "test", "predict", "preprocess", "sample", "export"]
+    assert listed == list(SUBCOMMANDS)
     assert all(len(line.split()) > 2 for line in result.stdout.splitlines() if line.startswith("  ")), "one line each"

@@ -1,1 +1,72 @@
-"""The command line's machinery beside LightningCLI: clear errors, the checkpoint-vs-config rule."""
+"""The command line: ``python -m s2dm_lightning SUBCOMMAND ...`` (``--help`` lists every subcommand).
+
+:data:`SUBCOMMANDS` is the one table of them: the module of this package that runs each one (its
+``main(argv)``) and its line of ``--help``. A module is imported only when its subcommand runs, so
+``--help`` and each command load only what they use. Errors of our classes reach the screen
+through :mod:`s2dm_lightning.commands.errors` (alone, as the last line).
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from importlib import import_module
+
+from s2dm_lightning.commands.errors import run_with_clear_errors
+
+
+@dataclass(frozen=True)
+class Subcommand:
+    """One subcommand of the table.
+
+    Attributes:
+        module: the module of :mod:`s2dm_lightning.commands` whose ``main(argv: list[str])`` runs it.
+        help: its line of the top-level ``--help``.
+        gets_name: ``main`` gets the subcommand's name before its arguments (LightningCLI parses the
+            name itself); otherwise it gets only the arguments after the name.
+    """
+
+    module: str
+    help: str
+    gets_name: bool = False
+
+
+SUBCOMMANDS: dict[str, Subcommand] = {
+    # LightningCLI's (commands/lightning.py); their lines are those of LightningCLI's own help.
+    "fit": Subcommand("lightning", "Runs the full optimization routine.", gets_name=True),
+    "validate": Subcommand("lightning", "Perform one evaluation epoch over the validation set.", gets_name=True),
+    "test": Subcommand("lightning", "Perform one evaluation epoch over the test set.", gets_name=True),
+    "predict": Subcommand("lightning", "Run inference on your data.", gets_name=True),
+    # Ours, one module each; a new subcommand is one line here.
+    "preprocess": Subcommand("preprocess",
+                             "Compute and cache the flow/occlusion conditions of a dataset (no training)."),
+    "sample": Subcommand("sample",
+                         "Two-stage text-to-video from --prompt (see `sample --help`; s2dm_lightning.pipelines)."),
+    "export": Subcommand("export", "Write a trained model as a self-contained folder: "
+                                   "--config ... --ckpt_path CKPT|last --output_dir DIR."),
+}
+
+
+def usage() -> str:
+    """The top-level ``--help``: every subcommand of :data:`SUBCOMMANDS`, one line each."""
+    width = max(map(len, SUBCOMMANDS))
+    lines = [f"usage: python -m s2dm_lightning {{{','.join(SUBCOMMANDS)}}} --config CONFIG.yaml [--key value ...]", "",
+             "subcommands (SUBCOMMAND --help lists its options):"]
+    lines += [f"  {name:<{width}}  {entry.help}" for name, entry in SUBCOMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run one subcommand; an error of our classes is printed alone, as the last line (exit status 2)."""
+    run_with_clear_errors(lambda: _run(list(sys.argv[1:] if argv is None else argv)))
+
+
+def _run(argv: list[str]) -> None:
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage(), file=sys.stdout if argv else sys.stderr)
+        if not argv:
+            raise SystemExit(2)
+        return
+    # Anything else goes to LightningCLI too, whose parser names what is wrong (and lists the choices).
+    entry = SUBCOMMANDS.get(argv[0], SUBCOMMANDS["fit"])
+    import_module(f"{__name__}.{entry.module}").main(argv if entry.gets_name else argv[1:])

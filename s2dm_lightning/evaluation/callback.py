@@ -76,7 +76,7 @@ class VideoMetricsCallback(pl.Callback):
         feature_extractor: custom feature network (class_path/init_args), mapping (B, F, 3, H, W) in
             [-1, 1] to (B, d); e.g. ``s2dm_lightning.evaluation.RandomConv3dFeatures`` for fast tests.
         feature_extractor_file: a file holding such a network (alternative to the above): a safetensors file
-            of :mod:`s2dm_lightning.evaluation.synthetic_features`, or TorchScript (needs ``allow_torchscript``).
+            of :mod:`s2dm_lightning.synthetic.features`, or TorchScript (needs ``allow_torchscript``).
         allow_torchscript: allow a TorchScript file (a program, which runs its own code) as ``i3d_weights`` or
             ``feature_extractor_file``; only for files you trust. Without it only pickle-free state dicts
             (and TorchScript files whose SHA-256 is a known one) load. The report records which way it loaded.

@@ -23,45 +23,12 @@ from typing import TYPE_CHECKING
 import torch
 from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
 
+from s2dm_lightning.models.pretrained_folder import PretrainedFolderError, pretrained_subfolder
+
 if TYPE_CHECKING:
     from s2dm_lightning.models.text_encoder import CachedTextEncoder
 
-SD_SUBFOLDERS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
 _WEIGHT_FILES = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
-
-
-class PretrainedFolderError(FileNotFoundError):
-    """A pretrained folder (or one of its sub-folders) is missing or incomplete."""
-
-
-def pretrained_subfolder(root: str | Path, name: str, key: str = "model.pretrained") -> Path:
-    """``root/name`` with a config file, or a :class:`PretrainedFolderError` naming what is missing."""
-    root = Path(root)
-    if not root.is_dir():
-        raise PretrainedFolderError(
-            f"{key}={str(root)!r} is not a folder (resolved: '{root.resolve()}'); set it to a local "
-            f"diffusers Stable Diffusion folder with the sub-folders {', '.join(s + '/' for s in SD_SUBFOLDERS)}"
-        )
-    folder = root / name
-    if not folder.is_dir():
-        present = sorted(p.name + "/" for p in root.iterdir() if p.is_dir())
-        raise PretrainedFolderError(
-            f"{key}={str(root)!r} has no '{name}/' sub-folder (it has: {', '.join(present) or 'none'}); "
-            f"a diffusers Stable Diffusion folder holds {', '.join(s + '/' for s in SD_SUBFOLDERS)}. "
-            f"Copy the missing part, or give model.{_component_key(name)} explicitly in the config"
-        )
-    config = "scheduler_config.json" if name == "scheduler" else "config.json"
-    if name != "tokenizer" and not (folder / config).is_file():
-        raise PretrainedFolderError(f"'{folder}' has no {config} ({key}={str(root)!r} is incomplete)")
-    if name == "tokenizer" and not any((folder / f).is_file() for f in ("vocab.json", "tokenizer.json")):
-        raise PretrainedFolderError(
-            f"'{folder}' has neither vocab.json (+ merges.txt) nor tokenizer.json ({key}={str(root)!r} is incomplete)"
-        )
-    return folder
-
-
-def _component_key(name: str) -> str:
-    return {"scheduler": "noise_scheduler", "tokenizer": "text_encoder"}.get(name, name)
 
 
 def load_unet(root: str | Path, key: str = "model.pretrained", dtype: torch.dtype | None = None) -> UNet2DConditionModel:

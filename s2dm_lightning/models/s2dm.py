@@ -7,7 +7,6 @@ flow/occlusion condition of frame i, c the caption. Loss: Eq. 11.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Literal
 
 import torch
@@ -241,21 +240,6 @@ class S2DM(DiffusionModule):
                                                require_complete=require_complete)
         finally:
             self.vae.to(home)
-
-    # ----------------------------------------------------------------- export
-    def save_pretrained(self, folder: str | Path) -> Path:
-        """A self-contained folder (SD layout + flow conditioner + settings), see ``models.export``."""
-        from s2dm_lightning.models.export import save_pretrained
-
-        return save_pretrained(self, folder)
-
-    @classmethod
-    def from_pretrained(cls, folder: str | Path, text_encoder: CachedTextEncoder | None = None,
-                        **overrides: Any) -> S2DM:
-        """Load a folder written by :meth:`save_pretrained`, ready to sample (``overrides``: S2DM settings)."""
-        from s2dm_lightning.models.export import load_pretrained
-
-        return load_pretrained(folder, text_encoder=text_encoder, **overrides)
 
     # ------------------------------------------------------------- data space
     @torch.no_grad()

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from s2dm_lightning.models.pretrained_folder import pretrained_subfolder
 from s2dm_lightning.validation import check_number
 
 MAX_LENGTH_KEY = "model.init_args.text_encoder.init_args.max_length"
@@ -178,8 +179,6 @@ class CLIPTextEncoder(TransformersTextEncoder):
     def __init__(self, pretrained: str, max_length: int = 77, device: str = "cpu") -> None:
         super().__init__(max_length=max_length, use_attention_mask=False)
         from transformers import CLIPTextModel, CLIPTokenizer
-
-        from s2dm_lightning.models.pretrained import pretrained_subfolder
 
         key = "model.text_encoder.init_args.pretrained"
         model_dir = pretrained_subfolder(pretrained, "text_encoder", key)

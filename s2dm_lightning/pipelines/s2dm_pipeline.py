@@ -37,7 +37,7 @@ from s2dm_lightning.flow_format import FLOW_CHANNELS
 from s2dm_lightning.io import apply_umask_modes
 from s2dm_lightning.models.denoiser import TextCondition, decode_frames, guided_denoiser
 from s2dm_lightning.models.flow_conditioning import FlowConditioner
-from s2dm_lightning.models.pretrained import PretrainedFolderError
+from s2dm_lightning.models.pretrained_folder import PretrainedFolderError
 from s2dm_lightning.models.text_encoder import CachedTextEncoder, CLIPTextEncoder, MiniLMTextEncoder
 
 if TYPE_CHECKING:
@@ -216,7 +216,7 @@ class S2DMPipeline(DiffusionPipeline):
             if self.text_encoder is None or self.tokenizer is None:
                 raise ValueError("this pipeline's text encoder was not saved (a custom class): pass "
                                  "prompt_encoder=... to S2DMPipeline.from_pretrained (text_encoder=... to "
-                                 "S2DM.from_pretrained)")
+                                 "s2dm_lightning.models.export.load_pretrained)")
             wrapper = CLIPTextEncoder if isinstance(self.text_encoder, CLIPTextModel) else MiniLMTextEncoder
             self._prompt_encoder = wrapper.from_modules(self.text_encoder, self.tokenizer, self.config.text_max_length)
         return self._prompt_encoder

@@ -189,17 +189,15 @@ def train_feature_network(args: list[str]) -> dict[str, Any]:
     Returns:
         ``{"path": the safetensors file, "test": {metric: value}}``; the JSON beside the file holds the same.
     """
-    from s2dm_lightning.cli import S2DMCLI
-    from s2dm_lightning.evaluation.callback import VideoMetricsCallback
+    from s2dm_lightning.commands.trainer_cli import TrainerCLI
 
-    cli = S2DMCLI(args=args, run=False)
+    # TrainerCLI: the run machinery of `fit` without the FVD/KVD callback (it would want I3D weights here).
+    cli = TrainerCLI(args=args, run=False)
     model, datamodule, trainer = cli.model, cli.datamodule, cli.trainer
     if not isinstance(model, SyntheticFeatureClassifier):
         raise TypeError(f"the config's model must be a SyntheticFeatureClassifier, got {type(model).__name__}")
     if not model.hparams.export_path:
         raise ValueError("set model.init_args.export_path: where the trained feature network is written")
-    # The FVD/KVD callback the CLI adds to every run has nothing to do here (and would want I3D weights).
-    trainer.callbacks = [c for c in trainer.callbacks if not isinstance(c, VideoMetricsCallback)]
     trainer.fit(model, datamodule=datamodule)
     results = trainer.test(model, datamodule=datamodule)[0]
     test = {k: float(v) for k, v in results.items()}

@@ -26,10 +26,11 @@ def _last_line(result: subprocess.CompletedProcess) -> str:
 @pytest.mark.slow  # a CLI subprocess: ~6 s of imports on an idle machine, far more on a busy one
 def test_pipeline_folder_with_pickle(tmp_path):
     from s2dm_lightning.models import S2DM
+    from s2dm_lightning.models.export import save_pretrained
     from tests.conftest import HashTextEncoder, tiny_unet
 
     model = S2DM(tiny_unet(in_channels=3), HashTextEncoder(), flow_fusion="tokens", flow_size=8)
-    model.save_pretrained(tmp_path / "received")
+    save_pretrained(model, tmp_path / "received")
     pickle = tmp_path / "received" / "unet" / "diffusion_pytorch_model.bin"
     torch.save(model.unet.state_dict(), pickle)
     result = _sample(f"--pipeline={tmp_path / 'received'}", "--motion=zoom:2", f"--output_dir={tmp_path / 'out'}")

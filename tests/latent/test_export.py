@@ -1,4 +1,4 @@
-"""save_pretrained / from_pretrained: a self-contained folder that samples exactly like the model."""
+"""s2dm_lightning/models/export.py: save_pretrained / load_pretrained, a self-contained folder that samples exactly like the model."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from s2dm_lightning.models import S2DM
+from s2dm_lightning.models.export import load_pretrained, save_pretrained
 from s2dm_lightning.pipelines.s2dm_pipeline import UnsafePipelineFolderError
 from tests.conftest import fake_batch, tiny_unet
 from tests.received_files import save_pickled_checkpoint
@@ -26,27 +27,27 @@ def test_export_then_reload_gives_identical_samples(tiny_sd, tmp_path):
     with torch.no_grad():  # "trained": every weight away from its pretrained value, flow channels included
         for p in [*model.unet.parameters(), *model.flow_conditioner.parameters()]:
             p.add_(0.01 * torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
-    model.save_pretrained(tmp_path / "export")
+    save_pretrained(model, tmp_path / "export")
     assert sorted(p.name for p in (tmp_path / "export").iterdir()) == [  # the S2DMPipeline folder
         "flow_conditioner", "model_index.json", "scheduler", "text_encoder", "tokenizer", "unet", "vae"]
     settings = json.loads((tmp_path / "export" / "model_index.json").read_text())
     assert settings["guidance_scale"] == 3.0 and "pretrained" not in settings and "latent_cache_dir" not in settings
 
-    reloaded = S2DM.from_pretrained(tmp_path / "export")
+    reloaded = load_pretrained(tmp_path / "export")
     assert reloaded.unet.config.in_channels == 7  # the grown conv_in is saved, not grown again
     assert torch.equal(_sample(model), _sample(reloaded))  # same weights, batch and seed: bit for bit
     assert not torch.equal(_sample(model, seed=0), _sample(model, seed=1))
-    assert S2DM.from_pretrained(tmp_path / "export", num_inference_steps=3).hparams.num_inference_steps == 3
+    assert load_pretrained(tmp_path / "export", num_inference_steps=3).hparams.num_inference_steps == 3
 
 
 def test_an_unsaved_text_encoder_must_be_passed_back(tmp_path, text_encoder):
     model = S2DM(tiny_unet(sample_size=8, in_channels=3), text_encoder, flow_fusion="tokens", flow_size=8,
                  num_inference_steps=2).eval()  # pixel space: no vae/ in the folder
-    model.save_pretrained(tmp_path / "export")
+    save_pretrained(model, tmp_path / "export")
     assert not (tmp_path / "export" / "vae").exists()
-    with pytest.raises(ValueError, match=r"text_encoder=\.\.\. to S2DM.from_pretrained"):
-        S2DM.from_pretrained(tmp_path / "export")
-    reloaded = S2DM.from_pretrained(tmp_path / "export", text_encoder=text_encoder)
+    with pytest.raises(ValueError, match=r"text_encoder=\.\.\. to s2dm_lightning.models.export.load_pretrained"):
+        load_pretrained(tmp_path / "export")
+    reloaded = load_pretrained(tmp_path / "export", text_encoder=text_encoder)
     batch = fake_batch(num_videos=1, num_frames=2, size=8, flow_size=8)
     with torch.no_grad():
         a = model.sample_videos(batch, torch.Generator().manual_seed(0))
@@ -59,9 +60,9 @@ def test_export_refuses_to_overwrite_a_foreign_folder(tiny_sd, tmp_path, text_en
     (tmp_path / "precious").mkdir()
     (tmp_path / "precious" / "notes.txt").write_text("keep me")
     with pytest.raises(FileExistsError, match="not an exported S2DM"):
-        model.save_pretrained(tmp_path / "precious")
-    model.save_pretrained(tmp_path / "export")
-    model.save_pretrained(tmp_path / "export")  # an export is replaced as a whole
+        save_pretrained(model, tmp_path / "precious")
+    save_pretrained(model, tmp_path / "export")
+    save_pretrained(model, tmp_path / "export")  # an export is replaced as a whole
     assert not list(tmp_path.glob(".*.tmp"))
 
 
@@ -69,18 +70,18 @@ def test_from_pretrained_refuses_pickled_weights_and_names_the_file(tmp_path, te
     """A received export whose UNet weights are a pickle (.bin) with a payload is refused before anything
     is loaded, naming the file; a damaged safetensors file is named too."""
     model = S2DM(tiny_unet(sample_size=8, in_channels=3), text_encoder, flow_fusion="tokens", flow_size=8)
-    model.save_pretrained(tmp_path / "export")
+    save_pretrained(model, tmp_path / "export")
     unet = tmp_path / "export" / "unet"
     state = load_file(unet / "diffusion_pytorch_model.safetensors")
     (unet / "diffusion_pytorch_model.safetensors").unlink()
     marker = tmp_path / "marker"
     save_pickled_checkpoint(unet / "diffusion_pytorch_model.bin", state, marker)
     with pytest.raises(UnsafePipelineFolderError, match="diffusion_pytorch_model.bin"):
-        S2DM.from_pretrained(tmp_path / "export", text_encoder=text_encoder)
+        load_pretrained(tmp_path / "export", text_encoder=text_encoder)
     assert not marker.exists(), "the pickled payload ran"
     (unet / "diffusion_pytorch_model.bin").unlink()
     save_file(state, unet / "diffusion_pytorch_model.safetensors")
     conditioner = tmp_path / "export" / "flow_conditioner" / "diffusion_pytorch_model.safetensors"
     conditioner.write_bytes(b"not safetensors")
     with pytest.raises(Exception, match="flow_conditioner"):
-        S2DM.from_pretrained(tmp_path / "export", text_encoder=text_encoder)
+        load_pretrained(tmp_path / "export", text_encoder=text_encoder)

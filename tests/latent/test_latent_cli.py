@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from s2dm_lightning.cli import main
-from s2dm_lightning.models import S2DM
+from s2dm_lightning.models.export import load_pretrained
 from tests.latent.conftest import latent_config
 
 
@@ -48,7 +48,7 @@ def test_fit_resume_predict_and_export_in_latent_space(tmp_path, tiny_sd, synthe
 
     # 4. export the EMA weights; the folder loads without the config
     main(["export", "--config", str(config), "--ckpt_path=last", f"--output_dir={tmp_path / 'export'}"])
-    model = S2DM.from_pretrained(tmp_path / "export")
+    model = load_pretrained(tmp_path / "export")
     exported = model.state_dict()
     for name, value in second["state_dict"].items():
         torch.testing.assert_close(exported[name], value, rtol=0, atol=0)

@@ -101,7 +101,7 @@ FLOW_YAML = f"""model:
 @pytest.fixture
 def tiny_checkpoints(tmp_path) -> dict[str, Path]:
     """YAML configs and Lightning-style checkpoints ({"state_dict": ...}) of a tiny S2DM and FlowGenerator."""
-    from s2dm_lightning.pipelines import load_module
+    from s2dm_lightning.config import load_module
 
     paths = {}
     for name, text, cls in (("s2dm", S2DM_YAML, S2DM), ("flow", FLOW_YAML, FlowGenerator)):

@@ -10,8 +10,9 @@ import PIL.Image
 import pytest
 import torch
 
+from s2dm_lightning.config import load_module
 from s2dm_lightning.models import S2DM
-from s2dm_lightning.pipelines import load_module
+from s2dm_lightning.models.export import save_pretrained
 from s2dm_lightning.pipelines.s2dm_pipeline import S2DMPipeline, UnsafePipelineFolderError
 from tests.conftest import HashTextEncoder, fake_batch
 from tests.latent.tiny_sd import make_tiny_sd_folder
@@ -77,7 +78,7 @@ def test_pipeline_folder_and_lightning_checkpoint_give_the_same_videos(tiny_chec
     batch["sample_index"] = torch.tensor([4, 9, 2])
     predicted = (model.predict_step(batch, 0)["videos"] + 1) / 2  # what `predict` writes, in [0, 1]
 
-    model.save_pretrained(tmp_path / "pipe")  # what `export` writes from the checkpoint
+    save_pretrained(model, tmp_path / "pipe")  # what `export` writes from the checkpoint
     # a custom (test) text encoder is not saved: it is passed back, as for any custom class
     index = json.loads((tmp_path / "pipe" / "model_index.json").read_text())
     assert index["text_encoder"] == [None, None]

@@ -6,6 +6,7 @@ import torch
 
 from s2dm_lightning.cli import main
 from s2dm_lightning.models import S2DM, MiniLMTextEncoder
+from s2dm_lightning.models.export import save_pretrained
 from s2dm_lightning.pipelines.motion import translate_flows
 from s2dm_lightning.pipelines.s2dm_pipeline import S2DMPipeline
 from tests.conftest import tiny_unet
@@ -16,7 +17,7 @@ def test_sample_from_a_pipeline_folder_with_a_formula_is_the_pipelines_video(tmp
     encoder = MiniLMTextEncoder(max_length=8)
     model = S2DM(tiny_unet(sample_size=SIZE, in_channels=6, cross_dim=encoder.width), encoder, flow_fusion="both",
                  flow_size=SIZE, flow_patch_size=4, num_inference_steps=2, guidance_scale=2.0).eval()
-    model.save_pretrained(tmp_path / "pipe")
+    save_pretrained(model, tmp_path / "pipe")
     main(["sample", "--prompt", "a red square moves up", f"--pipeline={tmp_path / 'pipe'}", "--motion=translate:7,0",
           "--num_frames=4", "--scale=1", "--seed=3", f"--output_dir={tmp_path / 'out'}"])
     saved = torch.load(tmp_path / "out" / "samples.pt", weights_only=False)

@@ -98,21 +98,3 @@ def test_two_stage_module_test_step_returns_the_s2dm_test_dict_from_captions_onl
 def test_two_stage_module_names_missing_checkpoints():
     with pytest.raises(ValueError, match="model.init_args.s2dm_ckpt"):
         TwoStageS2DM(s2dm_config="configs/synthetic.yaml", flow_config="x.yaml", flow_ckpt="x.ckpt").configure_model()
-
-
-def test_load_datamodule_builds_the_data_section_with_overrides(tmp_path):
-    from pathlib import Path
-
-    from s2dm_lightning.pipelines import load_datamodule
-    from s2dm_lightning.synthetic import SyntheticDataModule
-
-    config = Path(__file__).resolve().parents[2] / "configs" / "synthetic.yaml"
-    data = load_datamodule(config, batch_size=3, root=str(tmp_path / "data"))
-    assert isinstance(data, SyntheticDataModule) and data.batch_size == 3
-    assert str(data.root) == str(tmp_path / "data")
-    no_data = tmp_path / "model_only.yaml"
-    no_data.write_text("model: {}\n")
-    with pytest.raises(ValueError, match="has no 'data' section"):
-        load_datamodule(no_data)
-    with pytest.raises(ValueError, match="could not build the data section"):
-        load_datamodule(config, no_such_argument=1)

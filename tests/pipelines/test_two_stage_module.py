@@ -1,10 +1,20 @@
-"""TwoStageS2DM's own DDIM steps reach both models per call, without changing them."""
+"""s2dm_lightning/pipelines/two_stage_module.py: bad numbers stop before any model loads; the module's own
+DDIM steps reach both models per call, without changing them."""
 
 from __future__ import annotations
+
+import pytest
 
 from s2dm_lightning.pipelines import TwoStageS2DM, TwoStageTextToVideo
 from tests.conftest import UNetInputs, fake_batch
 from tests.pipelines.conftest import SIZE, tiny_flow_generator, tiny_s2dm
+
+
+def test_two_stage_arguments_are_named():
+    with pytest.raises(ValueError, match="model.init_args.num_inference_steps must be >= 1, got 0"):
+        TwoStageS2DM(num_inference_steps=0)
+    with pytest.raises(ValueError, match="model.init_args.flow_source must be one of 'generated', 'real'; got 'fake'"):
+        TwoStageS2DM(flow_source="fake")
 
 
 def test_num_inference_steps_applies_to_both_models_without_changing_them():

@@ -121,12 +121,12 @@ def build_two_stage(
     """The two models: S2DM from a pipeline folder or a config + checkpoint; the flow generator if given."""
     if pipeline is None:
         return TwoStageTextToVideo.from_checkpoints(s2dm_config, s2dm_ckpt, flow_config, flow_ckpt, device=device)
+    from s2dm_lightning.config import load_module
+    from s2dm_lightning.models.export import load_pretrained
     from s2dm_lightning.models.flow_generator import FlowGenerator
-    from s2dm_lightning.models.s2dm import S2DM
-    from s2dm_lightning.pipelines.text_to_video import load_module
 
     flow_generator = load_module(flow_config, flow_ckpt, FlowGenerator) if flow_config is not None else None
-    return TwoStageTextToVideo(S2DM.from_pretrained(pipeline), flow_generator).to(device)
+    return TwoStageTextToVideo(load_pretrained(pipeline), flow_generator).to(device)
 
 
 def generated_frame_size(model: Any) -> int:

@@ -1,0 +1,90 @@
+"""LightningCLI with S2DM's defaults and checks, without the FVD/KVD evaluation (:class:`TrainerCLI`).
+
+Builds any LightningModule and LightningDataModule of a config by ``class_path`` and the Trainer;
+``--ckpt_path`` follows the checkpoint-vs-config rule, ``fit --ckpt_path last`` resumes the newest
+complete checkpoint, progress is printed as lines when stdout is not a terminal, and ``ddp_spawn``
+with an unpicklable callback stops at once. :class:`s2dm_lightning.commands.lightning.S2DMCLI` adds the
+evaluation; a command that trains something else than a video model (the synthetic feature network)
+uses this class.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import yaml
+from lightning.pytorch import LightningDataModule, LightningModule, Trainer
+from lightning.pytorch.callbacks import ProgressBar
+from lightning.pytorch.cli import LightningCLI
+
+from s2dm_lightning.callbacks.progress import LineProgressBar, stdout_is_terminal
+from s2dm_lightning.commands.checkpoint_config import reconcile, refuse_mismatched_weights
+from s2dm_lightning.resume import resolve_last
+from s2dm_lightning.strategy_check import reject_unpicklable_spawn
+
+
+class TrainerCLI(LightningCLI):
+    """LightningCLI with S2DM's defaults and checks: any LightningModule / LightningDataModule by class_path."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("subclass_mode_model", True)
+        kwargs.setdefault("subclass_mode_data", True)
+        kwargs.setdefault("save_config_kwargs", {"overwrite": True})
+        kwargs.setdefault("auto_configure_optimizers", False)
+        super().__init__(LightningModule, LightningDataModule, *args, **kwargs)
+
+    def add_arguments_to_parser(self, parser) -> None:
+        parser.add_argument("--progress_every_n_steps", type=int | None, default=None,
+                            help="when stdout is not a terminal (a log file), print a progress line every N "
+                                 "training steps (default: trainer.log_every_n_steps)")
+
+    def _parse_ckpt_path(self) -> None:
+        """``--ckpt_path CKPT``: the checkpoint-vs-config rule of :mod:`s2dm_lightning.commands.checkpoint_config`
+        (replaces LightningCLI's silent merge of the checkpoint's hyperparameters over the config)."""
+        subcommand = self.config.get("subcommand")
+        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if not ckpt_path or not Path(ckpt_path).is_file():
+            return
+        self._checkpoint = torch.load(ckpt_path, weights_only=True, map_location="cpu", mmap=True)
+        hparams = self._checkpoint.get("hyper_parameters")
+        if not hparams:
+            return
+        dump = yaml.safe_load(self.parser.dump(self.config, skip_none=False, skip_link_targets=False))
+        reconcile(dict(hparams), dump[subcommand]["model"], str(ckpt_path))
+
+    def after_instantiate_classes(self) -> None:
+        """Weights of the checkpoint that do not fit the config's network stop the command here, named."""
+        super().after_instantiate_classes()
+        checkpoint = getattr(self, "_checkpoint", None)
+        if checkpoint is not None and "state_dict" in checkpoint:
+            ckpt_path = self.config[self.config["subcommand"]]["ckpt_path"]
+            refuse_mismatched_weights(checkpoint["state_dict"], self.model.state_dict(), str(ckpt_path))
+            self._checkpoint = None
+
+    def instantiate_trainer(self, **kwargs) -> Trainer:
+        """The trainer, with :class:`LineProgressBar` when stdout is not a terminal (unless the config has its own)."""
+        bar = self._line_progress_bar()
+        if bar is not None:
+            configured = self._get(self.config_init, "trainer", default={}).get("callbacks") or []
+            kwargs["callbacks"] = [*(configured if isinstance(configured, list) else [configured]), bar]
+        return super().instantiate_trainer(**kwargs)
+
+    def _line_progress_bar(self) -> LineProgressBar | None:
+        trainer_config = self._get(self.config_init, "trainer", default={})
+        callbacks = trainer_config.get("callbacks") or []
+        callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
+        if (stdout_is_terminal() or trainer_config.get("enable_progress_bar") is False
+                or any(isinstance(c, ProgressBar) for c in callbacks)):
+            return None
+        every = self._get(self.config, "progress_every_n_steps") or trainer_config.get("log_every_n_steps") or 50
+        return LineProgressBar(every_n_steps=int(every))
+
+    def instantiate_classes(self) -> None:
+        super().instantiate_classes()
+        reject_unpicklable_spawn(self.trainer)  # ddp_spawn: a clear error now, not a pickling traceback later
+
+    def fit(self, **kwargs) -> None:
+        """``trainer.fit``; ``--ckpt_path last`` = the experiment's newest complete checkpoint (docs/resuming.md)."""
+        kwargs["ckpt_path"] = resolve_last(self.trainer, kwargs.get("ckpt_path"))
+        self.trainer.fit(**kwargs)
