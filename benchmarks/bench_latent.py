@@ -32,7 +32,7 @@ def build_sd_shaped_folder(root: Path, width: int) -> Path:
     from transformers import CLIPTextConfig, CLIPTextModel
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from tests.latent.tiny_sd import write_clip_tokenizer
+    from tests.tiny_sd import write_clip_tokenizer
 
     torch.manual_seed(0)
     UNet2DConditionModel(

@@ -10,6 +10,7 @@ from diffusers import UNet2DConditionModel
 
 from s2dm_lightning.flow_format import identity_condition
 from s2dm_lightning.models.text_encoder import CachedTextEncoder
+from tests.latent_fixtures import synthetic_root, tiny_sd  # noqa: F401 (fixtures for every test folder)
 
 # One thread: tests check behaviour, not speed, and several torch processes (DDP tests, a
 # busy machine) with 2 threads each on 2 cores slow down by orders of magnitude.

@@ -138,8 +138,8 @@ def test_everything_a_run_writes_is_readable_by_others(tmp_path, umask_022):
     from s2dm_lightning.data.splits import load_or_draw_split
     from s2dm_lightning.evaluation.report import write_report
     from s2dm_lightning.synthetic import SyntheticDataModule
-    from tests.latent.conftest import DATA_ARGS, latent_config
-    from tests.latent.tiny_sd import make_tiny_sd_folder
+    from tests.latent_fixtures import DATA_ARGS, latent_config
+    from tests.tiny_sd import make_tiny_sd_folder
 
     shared = tmp_path / "shared"  # tmp_path itself is pytest's own 0700 folder
     data, run = shared / "data" / "synthetic", shared / "run"
@@ -148,7 +148,7 @@ def test_everything_a_run_writes_is_readable_by_others(tmp_path, umask_022):
     run.mkdir()
     config = latent_config(run, make_tiny_sd_folder(tmp_path / "sd"), data)
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny convolutions on a shared machine (see tests/latent/conftest.py)
+    torch.set_num_threads(1)  # tiny convolutions on a shared machine (see tests/conftest.py)
     try:
         main(["fit", "--config", str(config)])  # latent cache + checkpoint
         main(["export", "--config", str(config), "--ckpt_path=last", f"--output_dir={shared / 'export'}"])

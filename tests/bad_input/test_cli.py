@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from s2dm_lightning.synthetic.world import generate_synthetic_dataset
-from tests.latent.tiny_sd import make_tiny_sd_folder
-from tests.test_cli import REPO, tiny_run_args
+from tests.commands.test_cli import REPO, tiny_run_args
+from tests.tiny_sd import make_tiny_sd_folder
 
 SYNTHETIC = REPO / "configs" / "synthetic.yaml"
 MUG = REPO / "configs" / "mug.yaml"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from tests.commands.test_cli import tiny_run_args
 from tests.received_files import last_line, run_cli, save_pickled_checkpoint, save_random_bytes
-from tests.test_cli import tiny_run_args
 
 
 def test_i3d_weights_not_a_weights_file(tmp_path):

@@ -13,7 +13,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from s2dm_lightning.callbacks import LineProgressBar
-from tests.test_cli import REPO, tiny_run_args
+from tests.commands.test_cli import REPO, tiny_run_args
 
 LINE = re.compile(r"^step (\d+)/(\d+) \| epoch (\d+) \| ([\d.]+) it/s \| ETA (\d+:\d\d:\d\d) \| train/loss ([-\d.e]+)$",
                   re.MULTILINE)

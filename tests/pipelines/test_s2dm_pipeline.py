@@ -15,8 +15,8 @@ from s2dm_lightning.models import S2DM
 from s2dm_lightning.models.export import save_pretrained
 from s2dm_lightning.pipelines.s2dm_pipeline import S2DMPipeline, UnsafePipelineFolderError
 from tests.conftest import HashTextEncoder, fake_batch
-from tests.latent.tiny_sd import make_tiny_sd_folder
 from tests.pipelines.conftest import SIZE
+from tests.tiny_sd import make_tiny_sd_folder
 
 # Tolerance where the two sides batch their videos differently: float32 GEMMs (MKL, AVX-512) give
 # results that differ by ~1e-6..1e-5 with the batch's make-up; frames are in [0, 1].

@@ -11,9 +11,9 @@ import yaml
 
 from s2dm_lightning.cli import S2DMCLI, main
 from s2dm_lightning.commands import SUBCOMMANDS
-from tests.latent.tiny_sd import make_tiny_sd_folder
+from tests.tiny_sd import make_tiny_sd_folder
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
 
 

@@ -108,7 +108,7 @@ def test_latent_reference_and_clip_text_from_a_local_sd_folder(tmp_path):
     """``pretrained`` gives the CLIP text encoder, ``vae_path`` the reference frame's latent (paper configs)."""
     from s2dm_lightning.models import FlowGenerator
     from s2dm_lightning.models.text_encoder import CLIPTextEncoder
-    from tests.latent.tiny_sd import make_tiny_sd_folder
+    from tests.tiny_sd import make_tiny_sd_folder
 
     folder = make_tiny_sd_folder(tmp_path / "sd")
     model = FlowGenerator(tiny_unet3d(in_channels=7, cross_dim=768), pretrained=str(folder), vae_path=str(folder))

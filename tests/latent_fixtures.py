@@ -1,30 +1,21 @@
-"""Fixtures of the latent (Stable Diffusion 1.5) tests: a tiny SD folder, tiny synthetic data, configs."""
+"""Fixtures of the latent (Stable Diffusion 1.5) tests: a tiny SD folder, tiny synthetic data, configs.
+
+The fixtures are made visible to every test folder by tests/conftest.py."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
 
 from s2dm_lightning.synthetic import SyntheticDataModule
-from tests.latent.tiny_sd import make_tiny_sd_folder
+from tests.tiny_sd import make_tiny_sd_folder
 
 # 32-px frames -> 4 x 4 latents (the tiny VAE downsamples 8x, like SD's); flows at latent size.
 FRAME_SIZE, LATENT_SIZE = 32, 4
 DATA_ARGS = dict(num_videos=6, frames_per_video=8, image_size=FRAME_SIZE, resolution=FRAME_SIZE,
                  flow_size=LATENT_SIZE, num_frames=4, batch_size=2, val_videos=1, dis_preset="ultrafast")
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: on this shared 2-core machine two OpenMP threads on tiny convolutions
-    spin against other processes' load and run ~100x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

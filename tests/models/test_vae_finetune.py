@@ -10,7 +10,7 @@ from s2dm_lightning.cli import main
 from s2dm_lightning.data import FrameDataModule
 from s2dm_lightning.models import S2DM
 from s2dm_lightning.synthetic import SyntheticDataModule
-from tests.latent.conftest import DATA_ARGS, FRAME_SIZE
+from tests.latent_fixtures import DATA_ARGS, FRAME_SIZE
 
 
 def test_frames_come_from_different_videos_at_random(synthetic_root):

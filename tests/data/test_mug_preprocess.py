@@ -66,8 +66,8 @@ def test_corrupt_frame_is_reported_and_left_out(tmp_path, capsys, caplog):
 
 
 def test_preprocess_subcommand_with_the_shipped_config(tmp_path, capsys):
-    from tests.latent.tiny_sd import make_tiny_sd_folder
-    from tests.test_cli import pretrained_overrides
+    from tests.commands.test_cli import pretrained_overrides
+    from tests.tiny_sd import make_tiny_sd_folder
 
     make_mug_tree(tmp_path / "mug", subjects=("001", "020"), expressions=("anger", "fear"), num_frames=4)
     config = Path(__file__).resolve().parents[2] / "configs" / "mug.yaml"

@@ -16,7 +16,7 @@ from s2dm_lightning.data.latent_cache import fill_latent_cache, vae_fingerprint
 from s2dm_lightning.data.video_io import read_video
 from s2dm_lightning.models import S2DM
 from s2dm_lightning.synthetic import SyntheticDataModule
-from tests.latent.conftest import DATA_ARGS, FRAME_SIZE, latent_config
+from tests.latent_fixtures import DATA_ARGS, FRAME_SIZE, latent_config
 
 
 def _model(tiny_sd, tmp_path, **kwargs):

@@ -10,7 +10,7 @@ from s2dm_lightning.flow_format import grid_to_displacement
 from s2dm_lightning.models import S2DM, CLIPTextEncoder
 from s2dm_lightning.models.pretrained_folder import SD_SUBFOLDERS, PretrainedFolderError
 from tests.conftest import fake_batch, tiny_unet
-from tests.latent.tiny_sd import SD_SCALING_FACTOR, SD_TEXT_WIDTH, tiny_sd_vae
+from tests.tiny_sd import SD_SCALING_FACTOR, SD_TEXT_WIDTH, tiny_sd_vae
 
 
 def captured_unet_calls(unet):

@@ -8,8 +8,8 @@ import pytest
 
 from s2dm_lightning.cli import S2DMCLI, main
 from s2dm_lightning.io import file_sha256
+from tests.commands.test_cli import REPO, tiny_run_args
 from tests.received_files import last_line, run_cli, save_marker_torchscript
-from tests.test_cli import REPO, tiny_run_args
 
 TINY_FEATURES = "--metrics.feature_extractor=s2dm_lightning.evaluation.RandomConv3dFeatures"
 

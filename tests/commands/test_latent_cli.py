@@ -6,11 +6,11 @@ import torch
 
 from s2dm_lightning.cli import main
 from s2dm_lightning.models.export import load_pretrained
-from tests.latent.conftest import latent_config
+from tests.latent_fixtures import latent_config
 
 
 def _probe(out_file):
-    return ["--trainer.callbacks+=tests.latent.helpers.ResumeProbe", f"--trainer.callbacks.out_file={out_file}"]
+    return ["--trainer.callbacks+=tests.callback_helpers.ResumeProbe", f"--trainer.callbacks.out_file={out_file}"]
 
 
 def test_fit_resume_predict_and_export_in_latent_space(tmp_path, tiny_sd, synthetic_root):

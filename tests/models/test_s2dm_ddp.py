@@ -9,12 +9,12 @@ from __future__ import annotations
 import torch
 
 from s2dm_lightning.cli import main
-from tests.latent.conftest import latent_config
+from tests.latent_fixtures import latent_config
 
 
 def test_two_process_ddp_fit_draws_different_noise_per_rank(tmp_path, tiny_sd, synthetic_root):
     config = latent_config(tmp_path, tiny_sd, synthetic_root, callbacks=[
-        {"class_path": "tests.latent.helpers.NoiseRecorder", "init_args": {"out_dir": str(tmp_path)}}], ema=False)
+        {"class_path": "tests.callback_helpers.NoiseRecorder", "init_args": {"out_dir": str(tmp_path)}}], ema=False)
     main(["fit", "--config", str(config), "--trainer.strategy=ddp_spawn", "--trainer.devices=2",
           "--trainer.accelerator=cpu"])
     nu0, nu1 = (torch.load(tmp_path / f"nu_rank{r}.pt", weights_only=True) for r in (0, 1))
