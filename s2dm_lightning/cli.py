@@ -19,6 +19,7 @@ from lightning.pytorch.cli import LightningCLI
 
 from s2dm_lightning.callbacks.progress import LineProgressBar, stdout_is_terminal
 from s2dm_lightning.commands.checkpoint_config import reconcile, refuse_mismatched_weights
+from s2dm_lightning.commands.demo import main as demo_main
 from s2dm_lightning.commands.errors import run_with_clear_errors
 from s2dm_lightning.evaluation import VideoMetricsCallback
 from s2dm_lightning.resume import resolve_last
@@ -28,6 +29,7 @@ EXTRA_SUBCOMMANDS = {
     "preprocess": "Compute and cache the flow/occlusion conditions of a dataset (no training).",
     "sample": "Two-stage text-to-video from --prompt (see `sample --help`; s2dm_lightning.pipelines).",
     "export": "Write a trained model as a self-contained folder: --config ... --ckpt_path CKPT|last --output_dir DIR.",
+    "demo": "A web page (Gradio, the demo extra) to generate videos: --config ... --ckpt_path CKPT.",
 }
 
 
@@ -180,6 +182,9 @@ def _run(argv: list[str]) -> None:
         model_preprocess = getattr(cli.model, "preprocess", None)  # e.g. S2DM's latent cache
         if model_preprocess is not None:
             model_preprocess(cli.datamodule)
+        return
+    if argv[0] == "demo":
+        demo_main(argv[1:])
         return
     if argv and argv[0] == "export":
         from s2dm_lightning.models.export import export_main

@@ -98,5 +98,5 @@ def test_help_lists_every_subcommand():
                             cwd=REPO, timeout=120)
     assert result.returncode == 0, result.stderr
     listed = [line.split()[0] for line in result.stdout.splitlines() if line.startswith("  ")]
-    assert listed == ["fit", "validate", "test", "predict", "preprocess", "sample", "export"]
+    assert listed == ["fit", "validate", "test", "predict", "preprocess", "sample", "export", "demo"]
     assert all(len(line.split()) > 2 for line in result.stdout.splitlines() if line.startswith("  ")), "one line each"

@@ -8,6 +8,7 @@ prompts, the seeds and the arguments). Every file is written atomically.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,7 @@ def sample(
     scale: int = 4,
     pipeline: str | None = None,
     motion: str | None = None,
+    guidance_scale: float | None = None,
 ) -> Path:
     """Generate videos from prompts with S2DM and the stage-one flow generator (paper Sec. 3.4).
 
@@ -71,6 +73,7 @@ def sample(
         pipeline: a folder written by `export` (S2DMPipeline), instead of --s2dm_config + --s2dm_ckpt.
         motion: a formula instead of stage one: translate:DX,DY (pixels of the generated frames, x right,
             y down), zoom:FACTOR or rotate:DEGREES (counter-clockwise), spread linearly over the frames.
+        guidance_scale: S2DM's joint classifier-free guidance scale (default: its config; 1 = no guidance).
     """
     if not prompt:
         raise ValueError("--prompt is required")
@@ -84,6 +87,7 @@ def sample(
         raise ValueError("--flow_config and --flow_ckpt are required (or --motion_from VIDEO / --motion FORMULA)")
     check_number("--num_frames", num_frames, at_least=2, note="a video needs a first frame and a motion")
     check_number("--num_inference_steps", num_inference_steps, at_least=1, optional=True)
+    check_number("--guidance_scale", guidance_scale, at_least=0, optional=True)
     for key, value in (("--fps", fps), ("--scale", scale)):
         check_number(key, value, at_least=1)
     prompts = [prompt] if isinstance(prompt, str) else list(prompt)
@@ -95,6 +99,9 @@ def sample(
         for model in (pipeline.s2dm, pipeline.flow_generator):
             if model is not None:
                 model.hparams.num_inference_steps = num_inference_steps
+    if guidance_scale is not None:
+        pipeline.s2dm.hparams.guidance_scale = guidance_scale
+        pipeline.s2dm.guidance = dataclasses.replace(pipeline.s2dm.guidance, scale=guidance_scale)
 
     motion_frames = None
     reference_flows = None
@@ -106,7 +113,8 @@ def sample(
     output = pipeline(prompts, seed=seed, num_frames=num_frames, reference_flows=reference_flows, progress=True)
     arguments = {"prompt": prompts, "s2dm_config": s2dm_config, "s2dm_ckpt": s2dm_ckpt, "flow_config": flow_config,
                  "flow_ckpt": flow_ckpt, "seed": seed, "num_frames": num_frames, "motion_from": motion_from,
-                 "num_inference_steps": num_inference_steps, "pipeline": pipeline_folder, "motion": motion}
+                 "num_inference_steps": num_inference_steps, "pipeline": pipeline_folder, "motion": motion,
+                 "guidance_scale": guidance_scale}
     folder = write_outputs(output, Path(output_dir), fps=fps, scale=scale, motion_frames=motion_frames,
                            arguments=arguments, flow_label=None if motion is None else f"flow {motion}")
     print(f"wrote {len(prompts)} video(s) and contact_sheet.png to {folder}")
