@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from s2dm_lightning.data.video_io import VideoReadError
-from s2dm_lightning.io import safe_file_stem
+from s2dm_lightning.io import atomic_path, safe_file_stem
 from s2dm_lightning.pipelines.motion import flows_from_video, parametric_flows, parse_motion
 from s2dm_lightning.pipelines.s2dm_pipeline import S2DMPipeline
 from s2dm_lightning.pipelines.sample_command import generated_frame_size
@@ -144,7 +144,8 @@ def keep_upload(upload: str | Path, folder: Path) -> Path:
     source = Path(upload)
     target = folder / "uploads" / f"{safe_file_stem(source.stem)}{source.suffix.lower()}"
     target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(source, target)
+    with atomic_path(target) as partial:
+        shutil.copyfile(source, partial)
     return target
 
 
