@@ -72,7 +72,7 @@ def build_app(model: DemoModel, clips: list[Clip], clips_note: str, output_dir: 
                                   elem_id="motion-source")
                 clip = gr.Dropdown(list(by_label), value=None, label="test clip of the dataset",
                                    info=clips_note or None, elem_id="clip")
-                upload = gr.File(label="driving video (mp4, avi, ... any size)", height=120, elem_id="upload")
+                upload = gr.File(label="driving video (mp4, avi, ... any size)", elem_id="upload")
                 formula = gr.Textbox(DEFAULT_MOTION, label="parametric motion: translate:DX,DY (px) | zoom:F | "
                                      "rotate:DEG", elem_id="formula")
                 caption = gr.Textbox("", label="caption", elem_id="caption")
