@@ -11,33 +11,21 @@ import os
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from s2dm_lightning.demo.generate import (
     MOTION_SOURCES,
+    PREVIEW_PX,
     Clip,
     DemoInputError,
     DemoModel,
     PageRequest,
-    motion_from_video,
+    clip_preview,
     page_generate,
 )
-from s2dm_lightning.visualization import flow_to_rgb, resize_nearest, upscale
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import gradio as gr  # noqa: E402 - after switching analytics off
 
 DEFAULT_MOTION = "translate:-8,0"
-PREVIEW_PX = 96
-
-
-def clip_preview(clip: Clip, flow_size: int, num_frames: int) -> np.ndarray:
-    """The clip's first and last frame and the flow colour of its last frame, side by side (what fills in)."""
-    motion = motion_from_video(clip.path, flow_size, num_frames)
-    first, last = motion.driving_frames[0], motion.driving_frames[-1]
-    flow = resize_nearest(flow_to_rgb(motion.flows[-1:]), *first.shape[:2])[0]
-    row = np.concatenate([first, last, flow], axis=1)[None]
-    return upscale(row, max(1, PREVIEW_PX // first.shape[0]))[0]
 
 
 def build_app(model: DemoModel, clips: list[Clip], clips_note: str, output_dir: Path) -> gr.Blocks:

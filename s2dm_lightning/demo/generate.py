@@ -26,8 +26,9 @@ from s2dm_lightning.pipelines.motion import flows_from_video, parametric_flows, 
 from s2dm_lightning.pipelines.s2dm_pipeline import S2DMPipeline
 from s2dm_lightning.pipelines.sample_command import generated_frame_size
 from s2dm_lightning.video_files import write_mp4
-from s2dm_lightning.visualization import to_uint8_video, video_panel
+from s2dm_lightning.visualization import flow_to_rgb, resize_nearest, to_uint8_video, upscale, video_panel
 
+PREVIEW_PX = 96  # height of the chosen clip's preview
 PANEL_HEIGHT_PX = 192  # each column of the page's video is upscaled (nearest) to about this height
 log = logging.getLogger(__name__)
 MOTION_SOURCES = ("test clip", "upload a video", "parametric motion")
@@ -147,6 +148,15 @@ def keep_upload(upload: str | Path, folder: Path) -> Path:
     with atomic_path(target) as partial:
         shutil.copyfile(source, partial)
     return target
+
+
+def clip_preview(clip: Clip, flow_size: int, num_frames: int) -> np.ndarray:
+    """The clip's first and last frame and the flow colour of its last frame, side by side (what fills in)."""
+    motion = motion_from_video(clip.path, flow_size, num_frames)
+    first, last = motion.driving_frames[0], motion.driving_frames[-1]
+    flow = resize_nearest(flow_to_rgb(motion.flows[-1:]), *first.shape[:2])[0]
+    row = np.concatenate([first, last, flow], axis=1)[None]
+    return upscale(row, max(1, PREVIEW_PX // first.shape[0]))[0]
 
 
 def check_caption(caption: str | None) -> str:

@@ -16,6 +16,7 @@ from s2dm_lightning.cli import main
 from s2dm_lightning.demo.generate import (
     DemoInputError,
     check_settings,
+    clip_preview,
     dataset_clips,
     generate_frames,
     load_model,
@@ -42,6 +43,16 @@ def test_clips_are_the_test_split_with_their_captions(demo_files):
     test_rows = [row for row in metadata if ",test" in row or row.endswith("test")]
     assert note == "" and 0 < len(clips) == len(test_rows) < NUM_VIDEOS
     assert all(clip.path.is_dir() and clip.caption in clip.label and " moves " in clip.caption for clip in clips)
+
+
+def test_a_chosen_clip_previews_its_first_and_last_frame_and_their_flow(demo_files):
+    clip = dataset_clips(str(demo_files["config"]))[0][0]
+    preview = clip_preview(clip, SIZE, 4)
+    scale = 96 // SIZE
+    assert preview.shape == (SIZE * scale, 3 * SIZE * scale, 3) and preview.dtype.name == "uint8"
+    first, last, flow = (preview[:, i * SIZE * scale:(i + 1) * SIZE * scale] for i in range(3))
+    assert not (first == last).all(), "the shape moved"
+    assert (flow < 250).any(), "a moving clip's flow is not all white (no motion)"
 
 
 def test_clips_without_a_data_section_leave_a_note(tmp_path):
