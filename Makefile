@@ -7,12 +7,12 @@ STAMP := $(VENV)/.installed-stamp
 TORCH_SPEC ?= torch==2.13.0
 CONFIG ?= configs/synthetic.yaml
 
-.PHONY: install test test-slow test-all lint train-synthetic predict-synthetic bench ablation clean
+.PHONY: install browser test test-slow test-all lint train-synthetic predict-synthetic bench ablation clean
 
 $(STAMP): pyproject.toml setup.cfg
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --disable-pip-version-check -q "$(TORCH_SPEC)"
-	$(PY) -m pip install --disable-pip-version-check -q -e ".[dev]"
+	$(PY) -m pip install --disable-pip-version-check -q -e ".[dev,demo]"
 	@touch $(STAMP)
 
 install: $(STAMP)
@@ -20,10 +20,18 @@ install: $(STAMP)
 test: install
 	$(PY) -m pytest -q
 
-test-slow: install
+# The demo's browser tests drive Debian's chromium (Playwright's own browser download is not used).
+# Installed once when missing (root, or passwordless sudo); if that fails those tests skip, saying why.
+browser:
+	@command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 || \
+	  { SUDO=$$([ "$$(id -u)" = 0 ] || echo "sudo -n"); \
+	    $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; } || \
+	  echo "warning: could not install chromium; the demo's browser tests will be skipped"
+
+test-slow: install browser
 	$(PY) -m pytest -q -m slow
 
-test-all: install
+test-all: install browser
 	$(PY) -m pytest -q -m "slow or not slow"
 
 lint: install

@@ -44,6 +44,7 @@ SUBCOMMANDS: dict[str, Subcommand] = {
                          "Two-stage text-to-video from --prompt (see `sample --help`; s2dm_lightning.pipelines)."),
     "export": Subcommand("export", "Write a trained model as a self-contained folder: "
                                    "--config ... --ckpt_path CKPT|last --output_dir DIR."),
+    "demo": Subcommand("demo", "A web page (Gradio, the demo extra) to generate videos: --config ... --ckpt_path CKPT."),
 }
 
 

@@ -46,6 +46,7 @@ def sample(
     scale: int = 4,
     pipeline: str | None = None,
     motion: str | None = None,
+    guidance_scale: float | None = None,
 ) -> Path:
     """Generate videos from prompts with S2DM and the stage-one flow generator (paper Sec. 3.4).
 
@@ -71,6 +72,7 @@ def sample(
         pipeline: a folder written by `export` (S2DMPipeline), instead of --s2dm_config + --s2dm_ckpt.
         motion: a formula instead of stage one: translate:DX,DY (pixels of the generated frames, x right,
             y down), zoom:FACTOR or rotate:DEGREES (counter-clockwise), spread linearly over the frames.
+        guidance_scale: S2DM's joint classifier-free guidance scale (default: its config; 1 = no guidance).
     """
     if not prompt:
         raise ValueError("--prompt is required")
@@ -84,6 +86,7 @@ def sample(
         raise ValueError("--flow_config and --flow_ckpt are required (or --motion_from VIDEO / --motion FORMULA)")
     check_number("--num_frames", num_frames, at_least=2, note="a video needs a first frame and a motion")
     check_number("--num_inference_steps", num_inference_steps, at_least=1, optional=True)
+    check_number("--guidance_scale", guidance_scale, at_least=0, optional=True)
     for key, value in (("--fps", fps), ("--scale", scale)):
         check_number(key, value, at_least=1)
     prompts = [prompt] if isinstance(prompt, str) else list(prompt)
@@ -100,10 +103,11 @@ def sample(
     if motion is not None:
         reference_flows = parametric_flows(motion, pipeline.flow_size, num_frames, generated_frame_size(pipeline.s2dm))
     output = pipeline(prompts, seed=seed, num_frames=num_frames, reference_flows=reference_flows, progress=True,
-                      num_inference_steps=num_inference_steps)
+                      num_inference_steps=num_inference_steps, guidance_scale=guidance_scale)
     arguments = {"prompt": prompts, "s2dm_config": s2dm_config, "s2dm_ckpt": s2dm_ckpt, "flow_config": flow_config,
                  "flow_ckpt": flow_ckpt, "seed": seed, "num_frames": num_frames, "motion_from": motion_from,
-                 "num_inference_steps": num_inference_steps, "pipeline": pipeline_folder, "motion": motion}
+                 "num_inference_steps": num_inference_steps, "pipeline": pipeline_folder, "motion": motion,
+                 "guidance_scale": guidance_scale}
     folder = write_outputs(output, Path(output_dir), fps=fps, scale=scale, motion_frames=motion_frames,
                            arguments=arguments, flow_label=None if motion is None else f"flow {motion}")
     print(f"wrote {len(prompts)} video(s) and contact_sheet.png to {folder}")

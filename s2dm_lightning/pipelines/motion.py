@@ -57,9 +57,12 @@ def flows_from_video(
     project's estimator (``data.flow``: estimated at the native size capped to 256 px, resized
     to ``flow_size``), as the datasets' flow cache does. The clip takes the first frame of each
     of ``num_frames`` equal intervals, as evaluation does (a video shorter than ``num_frames``
-    repeats frames). Returns the flows and the clip's uint8 frames (num_frames, S, S, 3).
+    repeats frames; one frame is an error). Returns the flows and the clip's uint8 frames (num_frames, S, S, 3).
     """
     frames = read_video(path)
+    if len(frames) < 2:
+        raise ValueError(f"'{path}' has {len(frames)} frame(s): a driving video needs at least 2 "
+                         "(a first frame and a motion)")
     if crop_square:
         frames = centre_square(frames)
     flows = estimate_flow_sequence(frames, FlowSettings(estimator=estimator, flow_size=flow_size))

@@ -11,6 +11,7 @@ With ``reference_flows`` step (b) is skipped: the flows of another video drive t
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,6 +108,7 @@ class TwoStageTextToVideo:
         reference_flows: torch.Tensor | None = None,
         progress: bool = False,
         num_inference_steps: int | None = None,
+        guidance_scale: float | None = None,
     ) -> TextToVideoOutput:
         """Generate one video per prompt.
 
@@ -120,6 +122,7 @@ class TwoStageTextToVideo:
                 step (b) (motion transfer); resized to the S2DM's flow size.
             progress: show DDIM progress bars.
             num_inference_steps: DDIM steps of both models (None: each model's own setting).
+            guidance_scale: S2DM's joint guidance scale (None: its own setting).
         """
         prompts = [prompts] if isinstance(prompts, str) else [str(p) for p in prompts]
         if not prompts:
@@ -130,6 +133,8 @@ class TwoStageTextToVideo:
             raise ValueError(f"got {len(seeds)} seeds for {b} prompts")
         frame_shape = s2dm.frame_shape()
         s2dm_sampling = s2dm.sampling.replace(num_inference_steps=num_inference_steps)
+        if guidance_scale is not None:
+            s2dm_sampling = s2dm_sampling.replace(guidance=dataclasses.replace(s2dm_sampling.guidance, scale=guidance_scale))
 
         def s2dm_streams() -> tuple[list[torch.Generator], torch.Tensor]:
             """Per-video generators with z_T drawn first: (a) and (c) get the SAME draws, also for eta > 0."""
