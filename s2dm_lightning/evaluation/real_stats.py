@@ -67,7 +67,8 @@ def dataset_identity(dataset: Dataset, root: str | None = None) -> dict[str, Any
     """Plain values identifying the real clips of a ``VideoClipDataset``-like dataset, or None.
 
     Needs ``records`` (with ``video_id`` and ``path``), ``resolution`` and ``num_frames``; other
-    datasets are not cached (their real features are recomputed every run).
+    datasets are not cached (their real features are recomputed every run). A protocol's
+    :class:`~s2dm_lightning.evaluation.clips.RealClipDataset` adds its clip count and plan hash.
     """
     records = getattr(dataset, "records", None)
     if records is None or not hasattr(dataset, "resolution") or not hasattr(dataset, "num_frames"):
@@ -86,7 +87,8 @@ def dataset_identity(dataset: Dataset, root: str | None = None) -> dict[str, Any
         "records_sha256": digest.hexdigest(),
         "resolution": int(dataset.resolution),
         "num_frames": int(dataset.num_frames),
-        "frame_sampling": EVAL_FRAME_SAMPLING,
+        "frame_sampling": getattr(dataset, "frame_sampling", EVAL_FRAME_SAMPLING),
+        **({"clips": len(dataset), "plan_sha256": dataset.plan_sha256()} if hasattr(dataset, "plan_sha256") else {}),
     }
 
 
