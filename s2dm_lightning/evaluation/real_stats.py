@@ -1,7 +1,8 @@
-"""Real-video statistics of the evaluation: computed once over the test clips, cached on disk by key.
+"""Real-video statistics of the evaluation: computed once over the real clips, cached on disk by key.
 
-The real side is every clip of the test split exactly once (never the cycled N items), drawn with
-the evaluation's deterministic 16-interval frame sampling and resized like the generated videos.
+Under the default ``s2dm`` protocol the real side is every clip of the test split exactly once (never the
+cycled N items), drawn with the evaluation's deterministic 16-interval frame sampling and resized like the
+generated videos; other protocols plan their clips in :mod:`s2dm_lightning.evaluation.clips`.
 Under DDP each rank extracts a contiguous shard; the FVD sums merge through
 :class:`~s2dm_lightning.metrics.FrechetVideoDistance`'s summed states and the KVD features are
 gathered in dataset order, so the statistics equal the single-process ones.
