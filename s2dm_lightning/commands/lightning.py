@@ -21,22 +21,25 @@ class S2DMCLI(TrainerCLI):
         # FVD/KVD: the top-level `metrics:` section (metrics.i3d_weights, ...), a callback in every subcommand
         # that only acts in `test` (and in `fit` with metrics.val_every_n_rounds).
         parser.add_lightning_class_args(VideoMetricsCallback, "metrics")
-        parser.add_argument("--n_runs", type=int, default=1,
+        parser.add_argument("--n_runs", type=int | None, default=None,
                             help="test only: repeat generation with K seeds (model.evaluation_run = 0..K-1) "
-                                 "and report the mean and std of FVD/KVD")
+                                 "and report the mean and std of FVD/KVD; default: the metrics.protocol "
+                                 "preset's (1; lvdm: 10)")
         super().add_arguments_to_parser(parser)
 
     def test(self, **kwargs) -> list:
         """``trainer.test`` once per run of ``--n_runs`` (new sampling seeds each run); the metrics callback
         reports every run and their mean and std."""
-        n_runs = self._get(self.config, "n_runs", 1)
-        n_runs = 1 if n_runs is None else int(n_runs)
-        if n_runs < 1:
+        n_runs = self._get(self.config, "n_runs", None)
+        metrics = [callback for callback in self.trainer.callbacks if isinstance(callback, VideoMetricsCallback)]
+        if n_runs is None:
+            n_runs = metrics[0].protocol.n_runs if metrics else 1
+        if int(n_runs) < 1:
             raise ValueError(f"--n_runs must be >= 1, got {n_runs}")
-        for callback in self.trainer.callbacks:
-            if isinstance(callback, VideoMetricsCallback):
-                callback.backbone  # noqa: B018 - without I3D weights: stop before preparing data or generating
-                callback.n_runs, callback.run_config = n_runs, self._config_dict()
+        n_runs = int(n_runs)
+        for callback in metrics:
+            callback.backbone  # noqa: B018 - without I3D weights: stop before preparing data or generating
+            callback.n_runs, callback.run_config = n_runs, self._config_dict()
         results = []
         for run in range(n_runs):
             kwargs["model"].evaluation_run = run

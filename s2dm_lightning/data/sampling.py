@@ -37,3 +37,19 @@ def interval_frame_indices(
         else:
             indices.append(start)
     return indices
+
+
+def consecutive_frame_indices(num_available: int, num_frames: int, stride: int = 1, start: int = 0) -> list[int]:
+    """``num_frames`` frames ``stride`` apart from ``start``: ``start, start + stride, ...`` (StyleGAN-V's
+    ``load_n_consecutive`` with ``subsample_factor``). The clip must fit: see :func:`consecutive_span`."""
+    if stride < 1 or num_frames < 1:
+        raise ValueError(f"frame_stride and num_frames must be >= 1, got {stride} and {num_frames}")
+    last = start + (num_frames - 1) * stride
+    if start < 0 or last >= num_available:
+        raise ValueError(f"frames {start}..{last} (stride {stride}) do not fit a video of {num_available} frames")
+    return list(range(start, last + 1, stride))
+
+
+def consecutive_span(num_frames: int, stride: int = 1) -> int:
+    """Frames a clip of ``num_frames`` frames ``stride`` apart covers (a shorter video cannot give one)."""
+    return (num_frames - 1) * stride + 1

@@ -20,11 +20,11 @@ import cv2
 import numpy as np
 import torch
 
+from s2dm_lightning.commands.sample import generated_frame_size
 from s2dm_lightning.data.video_io import VideoReadError
 from s2dm_lightning.io import atomic_path, safe_file_stem
 from s2dm_lightning.pipelines.motion import flows_from_video, parametric_flows, parse_motion
 from s2dm_lightning.pipelines.s2dm_pipeline import S2DMPipeline
-from s2dm_lightning.commands.sample import generated_frame_size
 from s2dm_lightning.video_files import write_mp4
 from s2dm_lightning.visualization import flow_to_rgb, resize_nearest, to_uint8_video, upscale, video_panel
 
@@ -98,8 +98,8 @@ def load_model(config: str | None, ckpt_path: str | None, pipeline: str | None, 
         return DemoModel(S2DMPipeline.from_pretrained(pipeline).to(device), pipeline_folder=pipeline)
     if config is None or ckpt_path is None:
         raise ValueError("demo needs --config CONFIG --ckpt_path CKPT, or --pipeline FOLDER")
-    from s2dm_lightning.models.s2dm import S2DM
     from s2dm_lightning.config import load_module
+    from s2dm_lightning.models.s2dm import S2DM
 
     model = load_module(config, ckpt_path, S2DM, "--ckpt_path")
     return DemoModel(S2DMPipeline.from_s2dm(model).to(device), config=config, ckpt_path=ckpt_path)

@@ -27,6 +27,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 
 from s2dm_lightning.data.datasets import CyclicDataset
+from s2dm_lightning.evaluation.clips import mp4_round_trip, real_dataset
 from s2dm_lightning.evaluation.distributed import (
     PositionedFeatures,
     PositionTracker,
@@ -36,6 +37,7 @@ from s2dm_lightning.evaluation.distributed import (
     select_items,
 )
 from s2dm_lightning.evaluation.features import FeatureBackbone, build_backbone, extract_features
+from s2dm_lightning.evaluation.protocol import protocol_report, resolve_protocol
 from s2dm_lightning.evaluation.real_stats import (
     RealStatistics,
     cache_file,
@@ -53,6 +55,13 @@ from s2dm_lightning.evaluation.report import (
     summarize_runs,
     utc_now,
     write_report,
+)
+from s2dm_lightning.evaluation.stats_file import (
+    STATS_FILE_KEY,
+    dataset_section,
+    load_stats_file,
+    save_stats_file,
+    stats_header,
 )
 from s2dm_lightning.metrics import FrechetVideoDistance, KernelVideoDistance
 
@@ -81,14 +90,31 @@ class VideoMetricsCallback(pl.Callback):
             ``feature_extractor_file``; only for files you trust. Without it only pickle-free state dicts
             (and TorchScript files whose SHA-256 is a known one) load. The report records which way it loaded.
         metric_suffix: metric-name suffix of a custom extractor (``fvd_<suffix>``); default ``custom``.
+        protocol: the evaluation protocol preset (docs/evaluation.md, ``evaluation.protocol``): ``s2dm`` (the
+            paper: real = every test clip once, spread frames), ``stylegan-v`` (``fvd2048_16f``: 2048 real clips
+            of 16 consecutive frames from the training videos), ``lvdm`` (2048 real clips drawn like the
+            training loader's, 10 runs) or ``custom`` (every knob below settable).
         num_videos: N, the number of generated videos in ``test`` (the paper: 2048): the test clips'
-            conditions are cycled to N items, with new seeds on every repetition. None: one per test
-            video (or ``data.num_test_videos``).
+            conditions are cycled to N items, with new seeds on every repetition. None: the preset's
+            (s2dm: one per test video, or ``data.num_test_videos``; stylegan-v and lvdm: 2048).
+        num_real_clips: number of real clips (videos cycled when larger); None: the preset's (s2dm: one per
+            test video; stylegan-v and lvdm: 2048).
+        real_split: videos of the real clips, ``train``, ``test`` or ``all`` (``custom`` only; None: the preset's).
+        frames: frames of a real clip: ``spread`` (first of each of F equal intervals), ``spread_random``
+            (one at random per interval, the training draw) or ``consecutive`` (``custom`` only).
+        frame_stride: step between consecutive frames (``frames: consecutive``; ``custom`` only).
+        real_seed: seed of the random real draws (start offsets, frames within intervals); None = 0.
+        mp4_round_trip: write every generated video to H.264 mp4 and read it back before scoring (measures
+            what saving to mp4 does to the numbers); None = no.
+        real_stats_file: a shareable real-statistics file: used when it exists (refused, naming each
+            difference, if made under another protocol, feature network or dataset), else computed and
+            written there.
         kvd_subsets: number of random subsets KVD is averaged over (1 with ``kvd_subset_size`` None =
             the full sets once).
         kvd_subset_size: videos per side in each KVD subset; None = all.
         kvd_seed: seed of the KVD subset draws.
-        resize_convention: I3D resize to 224: ``tf1`` (the TF FVD reference) or ``torch`` (PyTorch ports).
+        resize_convention: I3D resize to 224: ``tf1`` (the TF FVD reference) or ``torch`` (PyTorch ports);
+            None: the preset's (``custom`` only when it differs).
         real_stats_cache_dir: folder of the real-statistics cache; None = ``<trainer.default_root_dir>/real_stats``.
         report_path: JSON report file; None = ``<log dir>/evaluation_report.json``.
         val_every_n_rounds: during ``fit``, compute FVD/KVD in every n-th validation round; None = never.
@@ -104,11 +130,19 @@ class VideoMetricsCallback(pl.Callback):
         feature_extractor_file: str | None = None,
         allow_torchscript: bool = False,
         metric_suffix: str | None = None,
+        protocol: str = "s2dm",
         num_videos: int | None = None,
+        num_real_clips: int | None = None,
+        real_split: str | None = None,
+        frames: str | None = None,
+        frame_stride: int | None = None,
+        real_seed: int | None = None,
+        mp4_round_trip: bool | None = None,
+        real_stats_file: str | None = None,
         kvd_subsets: int = 1,
         kvd_subset_size: int | None = None,
         kvd_seed: int = 0,
-        resize_convention: Literal["tf1", "torch"] = "tf1",
+        resize_convention: Literal["tf1", "torch"] | None = None,
         real_stats_cache_dir: str | None = None,
         report_path: str | None = None,
         val_every_n_rounds: int | None = None,
@@ -116,8 +150,10 @@ class VideoMetricsCallback(pl.Callback):
         val_seed: int = 0,
     ) -> None:
         super().__init__()
-        if num_videos is not None and num_videos < 2:
-            raise ValueError(f"metrics.num_videos must be >= 2 or null, got {num_videos}")
+        self.protocol, self.protocol_overrides = resolve_protocol(
+            protocol, num_generated=num_videos, num_real_clips=num_real_clips, real_split=real_split, frames=frames,
+            frame_stride=frame_stride, real_seed=real_seed, resize_convention=resize_convention,
+            mp4_round_trip=mp4_round_trip)
         if kvd_subsets < 1 or (kvd_subset_size is None and kvd_subsets != 1):
             raise ValueError("metrics.kvd_subsets must be >= 1, and > 1 only together with metrics.kvd_subset_size")
         if kvd_subset_size is not None and kvd_subset_size < 2:
@@ -128,14 +164,15 @@ class VideoMetricsCallback(pl.Callback):
             raise ValueError(f"metrics.val_num_videos must be >= 2, got {val_num_videos}")
         self.i3d_weights, self.allow_random_backbone = i3d_weights, allow_random_backbone
         self.feature_extractor, self.feature_extractor_file = feature_extractor, feature_extractor_file
-        self.metric_suffix, self.resize_convention = metric_suffix, resize_convention
+        self.metric_suffix, self.resize_convention = metric_suffix, self.protocol.resize_convention
         self.allow_torchscript = allow_torchscript
-        self.num_videos = num_videos
+        self.num_videos = self.protocol.num_generated
+        self.real_stats_file = real_stats_file
         self.kvd_subsets, self.kvd_subset_size, self.kvd_seed = kvd_subsets, kvd_subset_size, kvd_seed
         self.real_stats_cache_dir, self.report_path = real_stats_cache_dir, report_path
         self.val_every_n_rounds, self.val_num_videos, self.val_seed = val_every_n_rounds, val_num_videos, val_seed
-        #: Number of ``trainer.test`` runs the report expects (set by the CLI's ``--n_runs``).
-        self.n_runs = 1
+        #: Number of ``trainer.test`` runs the report expects (the CLI's ``--n_runs``, else the preset's).
+        self.n_runs = self.protocol.n_runs
         #: The parsed config, stored in the report (set by the CLI).
         self.run_config: dict[str, Any] | None = None
         #: How many times real features were extracted from videos (not loaded from the cache).
@@ -214,9 +251,45 @@ class VideoMetricsCallback(pl.Callback):
             )
 
     # ------------------------------------------------------------------ test: real side
+    def _compute_real(self, trainer: pl.Trainer, pl_module: pl.LightningModule, dataset: Any,
+                      loader: Any) -> RealStatistics:
+        rank, world = distributed_world()
+        batch_size = getattr(trainer.datamodule, "batch_size", None) or loader.batch_size or 8
+        progress = trainer.is_global_zero and trainer.progress_bar_callback is not None
+        self.real_feature_passes += 1
+        return compute_real_statistics(dataset, self.backbone, pl_module.device, rank, world, batch_size,
+                                       loader.num_workers, progress)
+
+    def _real_statistics_file(self, trainer: pl.Trainer, pl_module: pl.LightningModule, dataset: Any,
+                              loader: Any) -> tuple[RealStatistics, dict[str, Any]]:
+        """The statistics of ``metrics.real_stats_file`` if it matches this protocol, network and dataset;
+        computed and written there when the file does not exist."""
+        path = Path(os.path.expanduser(str(self.real_stats_file)))
+        header = stats_header(self.protocol.real_side(getattr(dataset, "num_frames", 0), getattr(dataset, "resolution", 0)),
+                              self.backbone, dataset_section(dataset, trainer.datamodule))
+        info: dict[str, Any] = {"file": str(path), "header": header}
+        loaded: Any = None
+        if trainer.is_global_zero and path.is_file():
+            try:
+                loaded = load_stats_file(path, header)
+            except ValueError as error:  # RealStatisticsMismatchError, ReceivedFileError
+                loaded = error  # raised on every rank below, not only here (the others would wait)
+        loaded = trainer.strategy.broadcast(loaded)
+        if isinstance(loaded, Exception):
+            raise loaded
+        if loaded is not None:
+            return loaded, {**info, "source": "file"}
+        real = self._compute_real(trainer, pl_module, dataset, loader)
+        if trainer.is_global_zero:
+            save_stats_file(path, header, real)
+            rank_zero_info(f"Real statistics written to {path} ({STATS_FILE_KEY}): share it with this protocol")
+        trainer.strategy.barrier("s2dm_real_statistics_file")
+        return real, {**info, "source": "computed"}
+
     def _real_statistics(self, trainer: pl.Trainer, pl_module: pl.LightningModule, dataset: Any,
                          loader: Any) -> tuple[RealStatistics, dict[str, Any]]:
-        rank, world = distributed_world()
+        if self.real_stats_file:
+            return self._real_statistics_file(trainer, pl_module, dataset, loader)
         identity = dataset_identity(dataset, getattr(trainer.datamodule, "root", None))
         key, key_hex = cache_key(identity, self.backbone) if identity is not None else (None, None)
         path = None
@@ -231,11 +304,7 @@ class VideoMetricsCallback(pl.Callback):
             if trainer.strategy.broadcast(loaded is not None):
                 real, info["source"] = trainer.strategy.broadcast(loaded), "cache"
         if real is None:
-            batch_size = getattr(trainer.datamodule, "batch_size", None) or loader.batch_size or 8
-            progress = trainer.is_global_zero and trainer.progress_bar_callback is not None
-            real = compute_real_statistics(dataset, self.backbone, pl_module.device, rank, world, batch_size,
-                                           loader.num_workers, progress)
-            self.real_feature_passes += 1
+            real = self._compute_real(trainer, pl_module, dataset, loader)
             info["source"] = "computed"
             if path is not None and trainer.is_global_zero:
                 save_cached(path, key, real)
@@ -256,10 +325,11 @@ class VideoMetricsCallback(pl.Callback):
             raise ValueError(f"the test set has {tracker.dataset_length} items; need >= 2 and >= the {world} ranks")
         dataset = loader.dataset.dataset if isinstance(loader.dataset, CyclicDataset) else loader.dataset
         started = utc_now()
-        real, real_info = self._real_statistics(trainer, pl_module, dataset, loader)
+        real_clips = real_dataset(self.protocol, trainer.datamodule, dataset)
+        real, real_info = self._real_statistics(trainer, pl_module, real_clips, loader)
         self._check_kvd_size(real.num_samples, tracker.dataset_length)
         self._test = {"tracker": tracker, "fake": PositionedFeatures(), "real": real, "real_info": real_info, "run": run,
-                      "started_at": started, "dataset": dataset}
+                      "started_at": started, "dataset": dataset, "real_clips": real_clips}
 
     def on_test_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
                           batch_idx: int, dataloader_idx: int = 0) -> None:
@@ -274,7 +344,8 @@ class VideoMetricsCallback(pl.Callback):
         positions = tracker.next_positions(len(videos))
         keep = tracker.keep(positions)  # drops the DistributedSampler's padded duplicates
         if bool(keep.any()):
-            feats = extract_features(self.backbone, videos[keep], pl_module.device)
+            kept = mp4_round_trip(videos[keep]) if self.protocol.mp4_round_trip else videos[keep]
+            feats = extract_features(self.backbone, kept, pl_module.device)
             self._test["fake"].add(feats, positions[keep])
 
     def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -312,6 +383,13 @@ class VideoMetricsCallback(pl.Callback):
             if isinstance(item, dict) and isinstance(item.get("run"), int) and item["run"] < run:
                 self._runs.setdefault(item["run"], item)
 
+    def _protocol_info(self) -> dict[str, Any]:
+        """The preset, its knobs and overrides, with the number of runs actually asked for."""
+        overrides = dict(self.protocol_overrides)
+        if self.n_runs != self.protocol.n_runs:
+            overrides["n_runs"] = self.n_runs
+        return {**protocol_report(self.protocol, overrides), "n_runs": self.n_runs}
+
     def _report_body(self, trainer: pl.Trainer, pl_module: pl.LightningModule, state: dict[str, Any]) -> dict:
         runs = [self._runs[k] for k in sorted(self._runs)]
         names = list(self.metric_names())
@@ -340,7 +418,8 @@ class VideoMetricsCallback(pl.Callback):
             "checkpoint": trainer.ckpt_path,
             "feature_extractor": {"kind": self.backbone.kind, **self.backbone.identity},
             "weights": self.backbone.weights,
-            "protocol": protocol_section(dataset, self.kvd_subsets, self.kvd_subset_size),
+            "protocol": protocol_section(dataset, self._protocol_info(), self.kvd_subsets, self.kvd_subset_size,
+                                         state["real_clips"]),
             "real_statistics": {"num_videos": real.num_samples, **state["real_info"]},
             "data": {"datamodule": type(datamodule).__name__ if datamodule is not None else None,
                      "root": os.path.abspath(datamodule.root) if hasattr(datamodule, "root") else None,

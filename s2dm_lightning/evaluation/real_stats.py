@@ -1,7 +1,8 @@
-"""Real-video statistics of the evaluation: computed once over the test clips, cached on disk by key.
+"""Real-video statistics of the evaluation: computed once over the real clips, cached on disk by key.
 
-The real side is every clip of the test split exactly once (never the cycled N items), drawn with
-the evaluation's deterministic 16-interval frame sampling and resized like the generated videos.
+Under the default ``s2dm`` protocol the real side is every clip of the test split exactly once (never the
+cycled N items), drawn with the evaluation's deterministic 16-interval frame sampling and resized like the
+generated videos; other protocols plan their clips in :mod:`s2dm_lightning.evaluation.clips`.
 Under DDP each rank extracts a contiguous shard; the FVD sums merge through
 :class:`~s2dm_lightning.metrics.FrechetVideoDistance`'s summed states and the KVD features are
 gathered in dataset order, so the statistics equal the single-process ones.
@@ -67,7 +68,8 @@ def dataset_identity(dataset: Dataset, root: str | None = None) -> dict[str, Any
     """Plain values identifying the real clips of a ``VideoClipDataset``-like dataset, or None.
 
     Needs ``records`` (with ``video_id`` and ``path``), ``resolution`` and ``num_frames``; other
-    datasets are not cached (their real features are recomputed every run).
+    datasets are not cached (their real features are recomputed every run). A protocol's
+    :class:`~s2dm_lightning.evaluation.clips.RealClipDataset` adds its clip count and plan hash.
     """
     records = getattr(dataset, "records", None)
     if records is None or not hasattr(dataset, "resolution") or not hasattr(dataset, "num_frames"):
@@ -86,7 +88,8 @@ def dataset_identity(dataset: Dataset, root: str | None = None) -> dict[str, Any
         "records_sha256": digest.hexdigest(),
         "resolution": int(dataset.resolution),
         "num_frames": int(dataset.num_frames),
-        "frame_sampling": EVAL_FRAME_SAMPLING,
+        "frame_sampling": getattr(dataset, "frame_sampling", EVAL_FRAME_SAMPLING),
+        **({"clips": len(dataset), "plan_sha256": dataset.plan_sha256()} if hasattr(dataset, "plan_sha256") else {}),
     }
 
 

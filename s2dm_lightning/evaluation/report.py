@@ -8,7 +8,6 @@ reader of ``head -1`` cannot mistake a smoke-test number for FVD. It is written 
 from __future__ import annotations
 
 import json
-import math
 import os
 import platform
 from datetime import datetime, timezone
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from s2dm_lightning.io import atomic_write_text
+from s2dm_lightning.metrics.functional import STD_RULE, mean_std
 
 #: The per-video seed rule of ``S2DM.test_step`` (see ``S2DM.evaluation_generators``).
 S2DM_SEED_RULE = "video i of run k samples with torch.Generator().manual_seed(sampling_seed + 100003 * k + i)"
@@ -27,18 +27,13 @@ def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def mean_std(values: list[float]) -> dict[str, Any]:
-    """Mean and population standard deviation (ddof=0, as ``numpy.std`` in LVDM) of the values."""
-    if not values:
-        return {"mean": None, "std": None, "values": []}
-    mean = sum(values) / len(values)
-    std = math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
-    return {"mean": mean, "std": std, "values": list(values)}
-
-
 def summarize_runs(runs: list[dict[str, Any]], metric_names: list[str]) -> dict[str, dict[str, Any]]:
-    """Per metric: mean, std (ddof=0) and the values over the runs."""
-    return {name: mean_std([float(run[name]) for run in runs if run.get(name) is not None]) for name in metric_names}
+    """Per metric: :func:`mean_std` over the runs, and the values."""
+    summary = {}
+    for name in metric_names:
+        values = [float(run[name]) for run in runs if run.get(name) is not None]
+        summary[name] = {**mean_std(values), "values": values}
+    return summary
 
 
 def package_versions() -> dict[str, str | None]:
@@ -71,20 +66,28 @@ def to_jsonable(value: Any) -> Any:
     return str(value)
 
 
-def protocol_section(dataset: Any, kvd_subsets: int, kvd_subset_size: int | None) -> dict[str, Any]:
-    """How the numbers were computed (the report's ``protocol``)."""
+def protocol_section(dataset: Any, protocol: dict[str, Any], kvd_subsets: int, kvd_subset_size: int | None,
+                     real_dataset: Any = None) -> dict[str, Any]:
+    """How the numbers were computed (the report's ``protocol``): the preset and its knobs
+    (:func:`s2dm_lightning.evaluation.protocol.protocol_report`), then what they mean."""
+    real = real_dataset if real_dataset is not None else dataset
+    pixels = "generated videos quantized to uint8 levels like the real frames"
+    if protocol.get("mp4_round_trip"):
+        pixels = "generated videos written to H.264 mp4 (libx264, yuv420p) and read back, then quantized"
     return {
+        **protocol,
         "generated": "one video per test item from the caption + flow of a test clip; the test clips are cycled "
                      "to N items and repetitions sample with new seeds (they fall in later batches)",
-        "real": "every test clip once, with the same frame sampling and resize as the conditions",
-        "num_frames": getattr(dataset, "num_frames", None),
-        "resolution": getattr(dataset, "resolution", None),
-        "frame_sampling": "first frame of each of num_frames equal intervals (deterministic)",
-        "pixels": "generated videos quantized to uint8 levels like the real frames",
+        "real": f"{len(real)} clips of the {protocol.get('real_split')} videos, frames {protocol.get('frames')}, "
+                "resized like the conditions",
+        "num_frames": getattr(real, "num_frames", None),
+        "resolution": getattr(real, "resolution", None),
+        "frame_sampling": getattr(real, "frame_sampling", "interval_first_frame"),
+        "pixels": pixels,
         "fvd": "Frechet distance of Gaussians (unbiased covariances) fitted to the features",
         "kvd": {"estimator": "unbiased MMD^2", "kernel": "polynomial, degree 3, gamma 1/d, coef0 1",
                 "subsets": kvd_subsets, "subset_size": kvd_subset_size},
-        "std_over_runs": "population std (ddof=0), as numpy.std in LVDM",
+        "std_over_runs": STD_RULE,
     }
 
 

@@ -12,6 +12,9 @@ KVD is the unbiased squared MMD with the polynomial kernel of KID (Binkowski et 
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import torch
 
 _F64 = torch.float64
@@ -233,3 +236,21 @@ def kernel_distance(
         scores.append(mmd2_unbiased(real[idx_r], fake[idx_f], degree, gamma, coef0))
     values = torch.stack(scores)
     return values.mean(), values.std(unbiased=False)
+
+
+#: The one definition of "std over runs/seeds" (:func:`mean_std`), as the report states it.
+STD_RULE = ("sample standard deviation (ddof=1; null for a single value) of the finite values; LVDM's script "
+            "prints numpy.std (ddof=0), smaller by a factor sqrt((n - 1) / n)")
+
+
+def mean_std(values: list[float | None]) -> dict[str, Any]:
+    """Mean and sample standard deviation (ddof=1; None for a single value) of the finite values, and their count.
+
+    The one definition of "mean and std over runs" of the evaluation report and of the ablation tables.
+    """
+    finite = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    if not finite:
+        return {"mean": None, "std": None, "n": 0}
+    mean = sum(finite) / len(finite)
+    std = math.sqrt(sum((v - mean) ** 2 for v in finite) / (len(finite) - 1)) if len(finite) > 1 else None
+    return {"mean": mean, "std": std, "n": len(finite)}

@@ -14,7 +14,6 @@ with :func:`markdown_tables` and :func:`plot_results`. Every metric is lower-is-
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ from s2dm_lightning.metrics import (
     FrechetVideoDistance,
     KernelVideoDistance,
 )
+from s2dm_lightning.metrics.functional import mean_std
 
 #: Metric keys, in table order, with their table headers.
 METRICS: dict[str, str] = {
@@ -138,16 +138,6 @@ def evaluate_real(datamodule: Any, hold_first_frame: bool = False) -> dict[str, 
         for metric in consistency.values():
             metric.update(frames, batch["flow"])
     return {name: float(metric.compute()) for name, metric in consistency.items()}
-
-
-def mean_std(values: list[float]) -> dict[str, Any]:
-    """Mean and sample standard deviation (ddof=1; None for a single value) of finite values."""
-    finite = [float(v) for v in values if v is not None and math.isfinite(float(v))]
-    if not finite:
-        return {"mean": None, "std": None, "n": 0}
-    mean = sum(finite) / len(finite)
-    std = math.sqrt(sum((v - mean) ** 2 for v in finite) / (len(finite) - 1)) if len(finite) > 1 else None
-    return {"mean": mean, "std": std, "n": len(finite)}
 
 
 def summarize_row(per_seed: dict[str, dict[str, float]]) -> dict[str, dict[str, Any]]:

@@ -182,3 +182,11 @@ def test_test_without_i3d_weights(tmp_path):
     result = run_cli("test", *tiny_run_args(tmp_path))
     assert_stops_with(result, "metrics.i3d_weights", lines=3)
     assert not (tmp_path / "synthetic").exists(), "nothing is prepared (let alone generated) before the check"
+
+
+@pytest.mark.slow
+def test_protocol_knob_fixed_by_preset(tmp_path):
+    result = run_cli("test", *tiny_run_args(tmp_path), "--metrics.protocol=stylegan-v", "--metrics.frame_stride=3")
+    last = assert_stops_with(result, "metrics.frame_stride=3 conflicts with metrics.protocol='stylegan-v'")
+    assert "set metrics.protocol=custom" in last
+    assert not (tmp_path / "synthetic").exists(), "stopped before preparing data"

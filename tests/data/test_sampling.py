@@ -1,8 +1,9 @@
 from __future__ import annotations
 
+import pytest
 import torch
 
-from s2dm_lightning.data.sampling import interval_frame_indices
+from s2dm_lightning.data.sampling import consecutive_frame_indices, consecutive_span, interval_frame_indices
 
 
 def test_training_indices_one_per_interval_first_is_zero():
@@ -32,3 +33,17 @@ def test_uneven_intervals_cover_the_video():
 def test_evaluation_is_deterministic_first_of_each_interval():
     first = interval_frame_indices(64, 16, random=False)
     assert first == interval_frame_indices(64, 16, random=False) == list(range(0, 64, 4))
+
+
+def test_consecutive_indices_follow_the_stride_from_the_start():
+    assert consecutive_frame_indices(40, 4, stride=1, start=5) == [5, 6, 7, 8]
+    assert consecutive_frame_indices(40, 4, stride=3, start=2) == [2, 5, 8, 11]
+    assert consecutive_span(16, 8) == 121 and consecutive_span(16, 1) == 16
+    assert consecutive_frame_indices(10, 4, stride=3, start=0) == [0, 3, 6, 9]  # exactly fits
+
+
+def test_a_consecutive_clip_that_does_not_fit_is_refused():
+    with pytest.raises(ValueError, match="do not fit a video of 10 frames"):
+        consecutive_frame_indices(10, 4, stride=3, start=1)
+    with pytest.raises(ValueError, match="frame_stride"):
+        consecutive_frame_indices(10, 4, stride=0)

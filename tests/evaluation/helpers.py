@@ -14,6 +14,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from s2dm_lightning.data.datasets import CyclicDataset
+from s2dm_lightning.synthetic import SyntheticDataModule
 
 FRAMES, SIZE = 4, 8
 
@@ -106,3 +107,9 @@ def cpu_trainer(root: Path, callbacks: list, **kwargs) -> pl.Trainer:
                "enable_progress_bar": False, "enable_model_summary": False, "default_root_dir": str(root)}
     options.update(kwargs)
     return pl.Trainer(callbacks=callbacks, **options)
+
+
+def tiny_synthetic_datamodule(root: Path, **kwargs) -> SyntheticDataModule:
+    """12 synthetic videos of 24 frames under ``root`` (16-frame clips, batches of 2); ``setup`` not yet run."""
+    options = {"num_videos": 12, "frames_per_video": 24, "batch_size": 2, **kwargs}
+    return SyntheticDataModule(root=str(root), **options)

@@ -71,7 +71,7 @@ def test_n_videos_cycle_the_test_conditions_and_real_clips_count_once(tmp_path):
     assert report["num_real_videos"] == 3 and report["real_statistics"]["source"] == "computed"
     assert report["metrics"]["fvd_custom"] > 0 and report["feature_extractor"]["kind"] == "custom"
     assert report["notice"].startswith("NOT FVD/KVD") and report["runs_completed"] == 1
-    assert report["summary"]["fvd_custom"]["std"] == 0.0
+    assert report["summary"]["fvd_custom"]["std"] is None  # one run: no spread to report (ddof=1)
     assert trainer.callback_metrics["test/fvd_custom"] > 0
 
 
@@ -120,7 +120,7 @@ def test_report_first_line_and_run_summary():
     assert text.splitlines()[0] == '{"notice": "NOT FVD/KVD: test",'
     assert json.loads(text)["metrics"] == {"fvd_x": 1.0}
     summary = summarize_runs([{"fvd": 1.0}, {"fvd": 3.0}], ["fvd"])
-    assert summary["fvd"] == {"mean": 2.0, "std": 1.0, "values": [1.0, 3.0]}
+    assert summary["fvd"] == {"mean": 2.0, "std": pytest.approx(2**0.5), "n": 2, "values": [1.0, 3.0]}  # ddof=1
 
 
 def tmp_path_like():

@@ -30,7 +30,7 @@ def test_metrics_section_is_a_top_level_config_key(tmp_path):
                         "--metrics.i3d_weights=/weights/i3d_pretrained_400.pt", "--metrics.num_videos=2048"],
                   run=False)
     assert cli.config["metrics"]["i3d_weights"] == "/weights/i3d_pretrained_400.pt"
-    assert cli.config["metrics"]["num_videos"] == 2048 and cli.config["n_runs"] == 1
+    assert cli.config["metrics"]["num_videos"] == 2048 and cli.config["n_runs"] is None  # the preset's: 1
 
 
 def test_test_with_two_runs_reports_mean_and_std(tmp_path):
