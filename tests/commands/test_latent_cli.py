@@ -19,7 +19,7 @@ def test_fit_resume_predict_and_export_in_latent_space(tmp_path, tiny_sd, synthe
 
     # 1. two steps from the tiny SD folder, latents cached, EMA on
     main(["fit", "--config", str(config)])
-    first = torch.load(last, map_location="cpu", weights_only=False)
+    first = torch.load(last, map_location="cpu", weights_only=True)
     assert first["global_step"] == 2
     assert "current_model_state" in first and "averaging_state" in first, "EMA weights are checkpointed"
     ema, current = first["state_dict"], first["current_model_state"]
@@ -30,13 +30,13 @@ def test_fit_resume_predict_and_export_in_latent_space(tmp_path, tiny_sd, synthe
 
     # 2. resume: the step count continues, the EMA and the raw weights are restored separately
     main(["fit", "--config", str(config), "--trainer.max_steps=4", "--ckpt_path=last", *_probe(tmp_path / "probe.pt")])
-    probe = torch.load(tmp_path / "probe.pt", weights_only=False)
+    probe = torch.load(tmp_path / "probe.pt", weights_only=True)
     assert probe["global_step"] == 2
     for name, value in ema.items():
         torch.testing.assert_close(probe["ema"][name], value, rtol=0, atol=0)
     for name, value in current.items():
         torch.testing.assert_close(probe["current"][name], value, rtol=0, atol=0)
-    second = torch.load(last, map_location="cpu", weights_only=False)
+    second = torch.load(last, map_location="cpu", weights_only=True)
     assert second["global_step"] == 4
 
     # 3. sampling in latent space decodes to 32-px frames

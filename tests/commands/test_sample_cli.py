@@ -24,7 +24,7 @@ def test_sample_writes_videos_and_contact_sheet_and_a_seed_repeats(tiny_checkpoi
     names = sorted(p.name for p in (tmp_path / "a").iterdir())
     stem = "00_a_red_square_moves_up-28fafa37be"  # spaces replaced, plus a hash of the prompt (no collisions)
     assert names == [f"{stem}.gif", f"{stem}.mp4", "contact_sheet.png", "samples.pt"]
-    first, again = (torch.load(tmp_path / d / "samples.pt", weights_only=False) for d in ("a", "b"))
+    first, again = (torch.load(tmp_path / d / "samples.pt", weights_only=True) for d in ("a", "b"))
     assert first["frames"].shape == (1, 4, 3, SIZE, SIZE) and first["prompts"] == ["a red square moves up"]
     assert torch.equal(first["frames"], again["frames"]) and torch.equal(first["flows"], again["flows"])
     assert not any(p.name.startswith(".") for p in (tmp_path / "a").iterdir()), "no temporary files left"
@@ -34,7 +34,7 @@ def test_sample_motion_transfer_from_a_video_folder(tiny_checkpoints, tmp_path):
     root = generate_synthetic_dataset(tmp_path / "videos", num_videos=2, frames_per_video=8, image_size=8)
     video = root / "videos" / "video_0000"
     main(sample_args(tiny_checkpoints, tmp_path / "out", f"--motion_from={video}"))
-    saved = torch.load(tmp_path / "out" / "samples.pt", weights_only=False)
+    saved = torch.load(tmp_path / "out" / "samples.pt", weights_only=True)
     assert saved["flows"].shape == (1, 4, 3, SIZE, SIZE)
     assert torch.equal(saved["flows"][0, 0], identity_condition(SIZE, SIZE))
     assert (tmp_path / "out" / "contact_sheet.png").is_file()

@@ -20,7 +20,7 @@ def test_sample_from_a_pipeline_folder_with_a_formula_is_the_pipelines_video(tmp
     save_pretrained(model, tmp_path / "pipe")
     main(["sample", "--prompt", "a red square moves up", f"--pipeline={tmp_path / 'pipe'}", "--motion=translate:7,0",
           "--num_frames=4", "--scale=1", "--seed=3", f"--output_dir={tmp_path / 'out'}"])
-    saved = torch.load(tmp_path / "out" / "samples.pt", weights_only=False)
+    saved = torch.load(tmp_path / "out" / "samples.pt", weights_only=True)
     # 7 px of the 8-px generated frame = 7 px of the 8-px flow map, spread over 4 frames
     assert torch.equal(saved["flows"][0], translate_flows(7, 0, SIZE, 4))
     assert saved["arguments"]["motion"] == "translate:7,0"

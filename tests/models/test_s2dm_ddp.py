@@ -21,6 +21,6 @@ def test_two_process_ddp_fit_draws_different_noise_per_rank(tmp_path, tiny_sd, s
     assert nu0.shape == nu1.shape == (2, 4, 4, 4, 4)  # per rank: 2 videos x 4 frames x (4, 4, 4) latents
     assert not torch.allclose(nu0, nu1), "DDP ranks drew the same noise"
     assert (nu0[:, 1:] == nu0[:, :1]).all(), "frames of a video share nu on every rank"
-    last = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    last = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert last["global_step"] == 2
     assert len(list((tmp_path / "latents").glob("*.pt"))) == 5, "the ranks filled the latent cache together"
