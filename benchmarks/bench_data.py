@@ -21,7 +21,7 @@ import torch
 from s2dm_lightning.data import FlowCache, FlowSettings, preprocess_flows, read_metadata
 from s2dm_lightning.flow_format import grid_to_displacement
 from s2dm_lightning.synthetic import SyntheticDataModule
-from s2dm_lightning.synthetic.world import MOTIONS, _coverage, generate_synthetic_dataset
+from s2dm_lightning.synthetic.world import MOTIONS, coverage, generate_synthetic_dataset
 
 
 def true_motion(
@@ -41,7 +41,7 @@ def flow_errors(root: Path, cache: FlowCache, seed: int, frames: int, size: int)
     for record in read_metadata(root / "metadata.csv"):
         direction, step, shape = true_motion(root, record.video_id, seed, frames, size)
         displacement = grid_to_displacement(cache.load(record.video_id))[:, :2] * (size - 1) / 2
-        masks = [_coverage(shape, *(size / 2 + direction * step * i), size / 8, size) for i in range(frames)]
+        masks = [coverage(shape, *(size / 2 + direction * step * i), size / 8, size) for i in range(frames)]
         for i in range(1, frames):
             on_shape = torch.from_numpy(masks[i] == 1)
             still = torch.from_numpy((masks[i] == 0) & (masks[0] == 0))

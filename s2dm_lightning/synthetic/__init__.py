@@ -1,6 +1,8 @@
 """The synthetic world: coloured shapes moving over muted backgrounds, and everything made for it.
 
 * :mod:`.world`: shapes, colours, motions, captions, the renderer and the dataset generator;
+* :mod:`.disocclusion`: the ``world="disocclusion"`` renderer (panning textured background, turning or
+  scaling shape, a shape entering) with ground-truth flows;
 * :mod:`.datamodule`: :class:`SyntheticDataModule`, the S2DM datamodule (``configs/synthetic*.yaml``);
 * :mod:`.motion`: weight-free measures of whether generated videos and flows move as the caption says;
 * :mod:`.features`: the FVD/KVD feature network of the synthetic data (export, loading);
@@ -22,6 +24,7 @@ from s2dm_lightning.synthetic.features import (
 )
 from s2dm_lightning.synthetic.motion import (
     background_change,
+    caption_color,
     caption_direction,
     direction_score,
     flow_direction,
@@ -48,6 +51,7 @@ __all__ = [
     "SyntheticFeatureNet",
     "all_combinations",
     "background_change",
+    "caption_color",
     "caption_direction",
     "caption_for",
     "direction_score",

@@ -1,4 +1,4 @@
-"""The S2DM datamodule of the synthetic world: its moving-shapes dataset, written on first use.
+"""The S2DM datamodule of the synthetic worlds: their moving-shapes datasets, written on first use.
 
 Everything else is a :class:`~s2dm_lightning.data.VideoDataModule` (clips, flows, flow cache, splits).
 """
@@ -10,7 +10,7 @@ from pathlib import Path
 from s2dm_lightning.data.datamodule import KEY, VideoDataModule
 from s2dm_lightning.data.datasets import VideoRecord, read_metadata
 from s2dm_lightning.data.preprocess import PreprocessSummary
-from s2dm_lightning.synthetic.world import check_generation_arguments, generate_synthetic_dataset
+from s2dm_lightning.synthetic.world import World, check_generation_arguments, generate_synthetic_dataset
 
 
 class SyntheticDataModule(VideoDataModule):
@@ -22,6 +22,10 @@ class SyntheticDataModule(VideoDataModule):
         frames_per_video: frames per generated video.
         image_size: generated frame size (square).
         seed: generation seed (content and split).
+        world: ``"default"`` (shapes over smooth still backgrounds) or ``"disocclusion"`` (textured
+            panning background, a turning or scaling shape, a second shape entering: the first frame
+            cannot explain the rest; see :mod:`s2dm_lightning.synthetic.disocclusion`). A ``root``
+            holding the other world is an error.
         resolution: frames are resized to resolution x resolution.
         flow_size: resolution of the stored flow/occlusion maps (= the diffusion resolution).
         flow_estimator: ``"opencv-dis"`` or ``"opencv-farneback"``.
@@ -44,6 +48,7 @@ class SyntheticDataModule(VideoDataModule):
         frames_per_video: int = 32,
         image_size: int = 32,
         seed: int = 0,
+        world: World = "default",
         resolution: int = 32,
         flow_size: int = 32,
         flow_estimator: str = "opencv-dis",
@@ -70,16 +75,17 @@ class SyntheticDataModule(VideoDataModule):
             cache_dir=cache_dir,
             preprocess_workers=preprocess_workers,
         )
-        check_generation_arguments(num_videos, frames_per_video, image_size, KEY)
+        check_generation_arguments(num_videos, frames_per_video, image_size, KEY, world)
         self.num_videos = num_videos
         self.frames_per_video = frames_per_video
         self.image_size = image_size
         self.seed = seed
+        self.world = world
 
     def generate(self) -> Path:
         """Write the dataset if ``root`` has none yet (atomic; a no-op otherwise)."""
         return generate_synthetic_dataset(
-            self.root, self.num_videos, self.frames_per_video, self.image_size, self.seed
+            self.root, self.num_videos, self.frames_per_video, self.image_size, self.seed, world=self.world
         )
 
     def preprocess(self, progress: bool = True) -> PreprocessSummary:

@@ -4,7 +4,9 @@ The synthetic videos hold one saturated shape over a muted background, so the sh
 the pixels whose channel range (max - min of RGB) is large. A video's motion is the track of the
 centroid of those pixels; a flow sequence's motion is its magnitude-weighted mean displacement.
 Both are compared with the caption's direction (left/right/up/down) and, for videos generated
-from real flows, with the real video's track.
+from real flows, with the real video's track. In the disocclusion world a second shape of another
+colour enters: pass the captions' colours (:func:`caption_color`) and only the saturated pixels
+nearest the caption's colour count, i.e. the main shape's.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import torch
 
 from s2dm_lightning.flow_format import grid_to_displacement
-from s2dm_lightning.synthetic.world import MOTIONS
+from s2dm_lightning.synthetic.world import COLORS, MOTIONS
 
 DIRECTIONS = {motion: torch.tensor(vector) for motion, vector in MOTIONS.items()}
 SATURATION_THRESHOLD = 0.9  # channel range in [-1, 1] units; muted backgrounds stay below about 0.5
@@ -26,13 +28,30 @@ def caption_direction(caption: str) -> str:
     raise ValueError(f"caption {caption!r} ends with none of the synthetic motions {tuple(MOTIONS)}")
 
 
-def shape_centroids(frames: torch.Tensor, threshold: float = SATURATION_THRESHOLD) -> torch.Tensor:
+def caption_color(caption: str) -> str:
+    """The colour a synthetic caption names, e.g. "red" for "a rotating red square moves up"."""
+    for word in caption.split():
+        if word in COLORS:
+            return word
+    raise ValueError(f"caption {caption!r} names none of the synthetic colours {tuple(COLORS)}")
+
+
+def shape_centroids(
+    frames: torch.Tensor, threshold: float = SATURATION_THRESHOLD, colors: list[str] | None = None
+) -> torch.Tensor:
     """(B, F, 3, H, W) in [-1, 1] -> (B, F, 2) centroid (x, y) in pixels of the saturated pixels.
 
-    NaN where a frame has no saturated pixel.
+    ``colors`` (one per video): count only saturated pixels whose nearest palette colour is that one
+    (the main shape when another shape is in view). NaN where a frame has no such pixel.
     """
     saturation = frames.amax(2) - frames.amin(2)
-    mask = (saturation > threshold).float()
+    mask = saturation > threshold
+    if colors is not None:
+        palette = torch.tensor(list(COLORS.values()), dtype=frames.dtype) / 127.5 - 1  # (K, 3) in [-1, 1]
+        nearest = (frames.movedim(2, -1)[..., None, :] - palette).norm(dim=-1).argmin(-1)  # (B, F, H, W)
+        wanted = torch.tensor([list(COLORS).index(c) for c in colors]).view(-1, 1, 1, 1)
+        mask &= nearest == wanted
+    mask = mask.float()
     h, w = frames.shape[-2:]
     ys, xs = torch.meshgrid(torch.arange(h, dtype=mask.dtype), torch.arange(w, dtype=mask.dtype), indexing="ij")
     total = mask.sum((2, 3))
@@ -40,9 +59,11 @@ def shape_centroids(frames: torch.Tensor, threshold: float = SATURATION_THRESHOL
     return torch.where(total[..., None] > 0, centroid, torch.full_like(centroid, float("nan")))
 
 
-def video_direction(frames: torch.Tensor, threshold: float = SATURATION_THRESHOLD) -> torch.Tensor:
+def video_direction(
+    frames: torch.Tensor, threshold: float = SATURATION_THRESHOLD, colors: list[str] | None = None
+) -> torch.Tensor:
     """(B, F, 3, H, W) -> (B, 2): the shape's centroid in the last 4 frames minus that in the first 4."""
-    centroids = shape_centroids(frames, threshold)
+    centroids = shape_centroids(frames, threshold, colors)
     return centroids[:, -4:].mean(1) - centroids[:, :4].mean(1)
 
 
@@ -71,21 +92,28 @@ def direction_score(vectors: torch.Tensor, captions: list[str]) -> dict[str, flo
             "undetermined": int((~valid).sum())}
 
 
-def track_errors(generated: torch.Tensor, real: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def track_errors(
+    generated: torch.Tensor, real: torch.Tensor, colors: list[str] | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-video mean distance (px) of the generated shape's centroid from the real one, frames 2..F.
 
     Returns (error, static_error): ``static_error`` is the same for a shape that stays where it is
     in the real frame 1, the score of a model that ignores the flow. NaN frames count as missing.
+    ``colors``: as in :func:`shape_centroids`.
     """
-    gen, ref = shape_centroids(generated)[:, 1:], shape_centroids(real)
+    gen, ref = shape_centroids(generated, colors=colors)[:, 1:], shape_centroids(real, colors=colors)
     start = ref[:, :1].expand_as(ref[:, 1:])
     ref = ref[:, 1:]
     return (gen - ref).norm(dim=-1).nanmean(1), (start - ref).norm(dim=-1).nanmean(1)
 
 
 def background_change(generated: torch.Tensor, real: torch.Tensor, tolerance: float = 1e-3) -> torch.Tensor:
-    """(B,) mean |frame_i - frame_1| of the generated video where the REAL video never changes."""
+    """(B,) mean |frame_i - frame_1| of the generated video where the REAL video never changes.
+
+    NaN for a video without such pixels (the disocclusion world's panning camera moves them all).
+    """
     static = (real - real[:, :1]).abs().amax(dim=(1, 2)) < tolerance  # (B, H, W)
     change = (generated[:, 1:] - generated[:, :1]).abs().mean(2)  # (B, F-1, H, W)
     mask = static[:, None].expand_as(change).float()
-    return (change * mask).sum((1, 2, 3)) / mask.sum((1, 2, 3)).clamp_min(1)
+    drift = (change * mask).sum((1, 2, 3)) / mask.sum((1, 2, 3)).clamp_min(1)
+    return torch.where(static.flatten(1).any(1), drift, torch.full_like(drift, float("nan")))

@@ -3,9 +3,14 @@
 Layout::
 
     root/
-      metadata.csv          video_id,path,caption,split,shape,color,motion
-      generation.json       the arguments it was made with
+      metadata.csv          video_id,path,caption,split,shape,color,motion[,transform]
+      generation.json       the arguments it was made with ("world" when not the default)
       videos/<video_id>/frame_0000.png ...
+      ground_truth/<video_id>.npz   the true flow conditions (``world="disocclusion"`` only)
+
+This module describes the default world; ``world="disocclusion"`` (:mod:`.disocclusion`) keeps its
+shapes, colours, motions and split but pans a textured background, turns or scales the shape and
+brings in a second one, so that warping the first frame cannot make the video.
 
 Content of a video: one saturated shape (square, circle or triangle; red, green, blue
 or yellow), about 1/4 of the image wide, over a muted two-colour gradient background
@@ -29,12 +34,13 @@ import itertools
 import json
 import warnings
 from pathlib import Path
+from typing import Literal, get_args
 
 import cv2
 import numpy as np
 
 from s2dm_lightning.io import atomic_folder
-from s2dm_lightning.validation import check_number
+from s2dm_lightning.validation import check_choice, check_number
 
 COLORS: dict[str, tuple[int, int, int]] = {
     "red": (245, 45, 45),
@@ -51,6 +57,11 @@ MOTIONS: dict[str, tuple[float, float]] = {
     "moves down": (0.0, 1.0),
 }
 METADATA_COLUMNS = ("video_id", "path", "caption", "split", "shape", "color", "motion")
+#: Which synthetic world a dataset shows: "default" (shapes over smooth still backgrounds) or
+#: "disocclusion" (textured panning background, turning/scaling shape, a shape entering; see .disocclusion).
+World = Literal["default", "disocclusion"]
+WORLDS: tuple[str, ...] = get_args(World)
+GROUND_TRUTH_FOLDER = "ground_truth"  # <video_id>.npz per video, non-default worlds only
 TEST_COMBINATION_FRACTION = 0.2
 SUPERSAMPLING = 4
 
@@ -95,11 +106,20 @@ def _background(size: int, rng: np.random.Generator) -> np.ndarray:
     return first * (1 - t) + second * t
 
 
-def _coverage(shape: str, cx: float, cy: float, half: float, size: int) -> np.ndarray:
-    """Fraction of each pixel covered by the shape (size, size), by supersampling."""
+def coverage(
+    shape: str, cx: float, cy: float, half: float, size: int, angle: float = 0.0, scale: float = 1.0
+) -> np.ndarray:
+    """Fraction of each pixel covered by the shape (size, size), by supersampling.
+
+    ``angle`` (radians, clockwise on screen) and ``scale`` turn and size the shape about its centre
+    (the disocclusion world); the default world never sets them.
+    """
     samples = (np.arange(size * SUPERSAMPLING, dtype=np.float64) + 0.5) / SUPERSAMPLING
     ys, xs = np.meshgrid(samples, samples, indexing="ij")
     dx, dy = xs - cx, ys - cy
+    if angle != 0.0 or scale != 1.0:  # shape coordinates: undo the turn and the scale
+        cos, sin = np.cos(-angle), np.sin(-angle)
+        dx, dy = (cos * dx - sin * dy) / scale, (sin * dx + cos * dy) / scale
     if shape == "square":
         inside = (np.abs(dx) <= half) & (np.abs(dy) <= half)
     elif shape == "circle":
@@ -126,13 +146,30 @@ def render_video(
     out = np.empty((frames, size, size, 3), dtype=np.uint8)
     for i in range(frames):
         cx, cy = size / 2 + direction * step * i
-        alpha = _coverage(shape, cx, cy, half, size)[..., None]
+        alpha = coverage(shape, cx, cy, half, size)[..., None]
         # Where alpha == 0 this is exactly round(background): constant over the video.
         out[i] = np.round(background * (1 - alpha) + rgb * alpha).astype(np.uint8)
     return out
 
 
-def _write_dataset(target: Path, num_videos: int, frames_per_video: int, image_size: int, seed: int) -> None:
+def _render(
+    world: World, color: str, shape: str, motion: str, frames: int, size: int, rng: np.random.Generator
+) -> tuple[np.ndarray, str, dict[str, str], np.ndarray | None]:
+    """(frames, caption, extra metadata, ground-truth conditions or None) of one video of ``world``."""
+    if world == "default":
+        return render_video(color, shape, motion, frames, size, rng), caption_for(color, shape, motion), {}, None
+    from s2dm_lightning.synthetic import disocclusion  # builds on this module's shapes
+
+    transforms = disocclusion.transforms_for(shape)
+    transform = transforms[int(rng.integers(len(transforms)))]
+    video, conditions = disocclusion.render_disocclusion_video(color, shape, motion, transform, frames, size, rng)
+    caption = disocclusion.disocclusion_caption(color, shape, motion, transform)
+    return video, caption, {"transform": transform}, conditions
+
+
+def _write_dataset(
+    target: Path, num_videos: int, frames_per_video: int, image_size: int, seed: int, world: World = "default"
+) -> None:
     rng = np.random.default_rng(seed)
     combos = all_combinations()
     order = rng.permutation(len(combos))
@@ -140,6 +177,8 @@ def _write_dataset(target: Path, num_videos: int, frames_per_video: int, image_s
     test_combos = split_combinations(in_use, rng)
     rows = []
     (target / "videos").mkdir(parents=True)
+    if world != "default":
+        (target / GROUND_TRUTH_FOLDER).mkdir()
     for index in range(num_videos):
         color, shape, motion = in_use[index % len(in_use)]
         video_id = f"video_{index:04d}"
@@ -147,30 +186,52 @@ def _write_dataset(target: Path, num_videos: int, frames_per_video: int, image_s
         folder.mkdir()
         # One generator per video: a video's look does not depend on how many came before.
         video_rng = np.random.default_rng([seed, index])
-        for frame_index, frame in enumerate(
-            render_video(color, shape, motion, frames_per_video, image_size, video_rng)
-        ):
+        video, caption, extra, conditions = _render(
+            world, color, shape, motion, frames_per_video, image_size, video_rng
+        )
+        for frame_index, frame in enumerate(video):
             cv2.imwrite(str(folder / f"frame_{frame_index:04d}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+        if conditions is not None:
+            np.savez_compressed(target / GROUND_TRUTH_FOLDER / f"{video_id}.npz", conditions=conditions)
         split = "test" if (color, shape, motion) in test_combos else "train"
         rows.append(
             {
                 "video_id": video_id,
                 "path": f"videos/{video_id}",
-                "caption": caption_for(color, shape, motion),
+                "caption": caption,
                 "split": split,
                 "shape": shape,
                 "color": color,
                 "motion": motion,
+                **extra,
             }
         )
     with open(target / "metadata.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=METADATA_COLUMNS)
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))  # METADATA_COLUMNS, then a world's extras
         writer.writeheader()
         writer.writerows(rows)
 
 
-def check_generation_arguments(num_videos: int, frames_per_video: int, image_size: int, prefix: str = "") -> None:
-    """The generator's sizes; ``prefix`` + the name is the config key (``data.init_args.`` from the data module)."""
+def read_ground_truth(root: str | Path, video_id: str) -> np.ndarray:
+    """The ground-truth conditions (frames, 3, size, size) of a video of a non-default world.
+
+    Format of :mod:`s2dm_lightning.flow_format` at the generated image size: where each pixel of
+    frame t comes from in frame 0, and 1 where its content is visible in frame 0.
+    """
+    path = Path(root) / GROUND_TRUTH_FOLDER / f"{video_id}.npz"
+    if not path.exists():
+        raise FileNotFoundError(
+            f"no ground-truth flow '{path}': only datasets of a non-default world (data.init_args.world) have them"
+        )
+    with np.load(path, allow_pickle=False) as stored:
+        return stored["conditions"]
+
+
+def check_generation_arguments(
+    num_videos: int, frames_per_video: int, image_size: int, prefix: str = "", world: str = "default"
+) -> None:
+    """The generator's sizes and world; ``prefix`` + the name is the config key (``data.init_args.`` from the data module)."""
+    check_choice(prefix + "world", world, WORLDS)
     check_number(prefix + "num_videos", num_videos, at_least=2, note="one train and one test video at least")
     check_number(prefix + "frames_per_video", frames_per_video, at_least=2)
     check_number(prefix + "image_size", image_size, at_least=8, note="the shape is a quarter of the image wide")
@@ -183,21 +244,26 @@ def generate_synthetic_dataset(
     image_size: int = 32,
     seed: int = 0,
     overwrite: bool = False,
+    world: World = "default",
 ) -> Path:
     """Write the synthetic dataset to ``root`` (atomically) and return ``root``.
 
+    ``world`` picks the content (see :data:`World`); it is recorded in ``generation.json`` (only when not
+    "default", so default datasets stay as they were) and a dataset of another world at ``root`` is an error.
     Nothing is done when ``root/metadata.csv`` already exists, unless ``overwrite``.
     The dataset is generated in a temporary folder beside ``root`` and renamed into
     place, so an interrupted generation never leaves a half dataset at ``root``.
     """
     root = Path(root)
-    check_generation_arguments(num_videos, frames_per_video, image_size)
-    settings = {
+    check_generation_arguments(num_videos, frames_per_video, image_size, world=world)
+    settings: dict[str, int | str] = {
         "num_videos": num_videos,
         "frames_per_video": frames_per_video,
         "image_size": image_size,
         "seed": seed,
     }
+    if world != "default":
+        settings["world"] = world
     if (root / "metadata.csv").exists() and not overwrite:
         _warn_if_different(root, settings)
         return root
@@ -207,12 +273,12 @@ def generate_synthetic_dataset(
             "dataset into it (choose another data.root, or remove the folder)"
         )
     with atomic_folder(root) as staging:
-        _write_dataset(staging, num_videos, frames_per_video, image_size, seed)
+        _write_dataset(staging, num_videos, frames_per_video, image_size, seed, world)
         (staging / "generation.json").write_text(json.dumps(settings, indent=2) + "\n")
     return root
 
 
-def _warn_if_different(root: Path, settings: dict[str, int]) -> None:
+def _warn_if_different(root: Path, settings: dict[str, int | str]) -> None:
     record = root / "generation.json"
     if not record.exists():
         return
@@ -220,6 +286,13 @@ def _warn_if_different(root: Path, settings: dict[str, int]) -> None:
         existing = json.loads(record.read_text())
     except (OSError, json.JSONDecodeError):
         return
+    found, wanted = existing.get("world", "default"), settings.get("world", "default")
+    if found != wanted:
+        # Another world's videos would train and score silently as this one's: never keep them.
+        raise ValueError(
+            f"synthetic dataset at '{root}' shows the {found!r} world ('{record}'), not the requested "
+            f"world {wanted!r} (data.init_args.world); choose another data.root for it"
+        )
     if existing != settings:
         warnings.warn(
             f"synthetic dataset at '{root}' was generated with {existing}, not the requested {settings}; "

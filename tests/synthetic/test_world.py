@@ -1,13 +1,22 @@
 from __future__ import annotations
 
 import csv
+import hashlib
+import json
 
+import cv2
 import numpy as np
 import pytest
 
 from s2dm_lightning.data.video_io import read_video
 from s2dm_lightning.synthetic import world as synthetic
-from s2dm_lightning.synthetic.world import COLORS, MOTIONS, generate_synthetic_dataset
+from s2dm_lightning.synthetic.world import (
+    COLORS,
+    METADATA_COLUMNS,
+    MOTIONS,
+    generate_synthetic_dataset,
+    read_ground_truth,
+)
 
 
 def _rows(root) -> list[dict[str, str]]:
@@ -104,3 +113,55 @@ def test_atomic_and_idempotent(tmp_path, monkeypatch):
     generate_synthetic_dataset(root, num_videos=5, frames_per_video=2, image_size=8, overwrite=True)
     assert len(_rows(root)) == 5
     assert [p.name for p in tmp_path.iterdir()] == ["ds"]
+
+
+def _dataset_digest(root) -> str:
+    """sha256 over every file's relative path and content; PNGs by their decoded pixels (so an OpenCV
+    PNG-encoder change cannot move it, a pixel change does)."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(root)).encode())
+        digest.update(cv2.imread(str(path)).tobytes() if path.suffix == ".png" else path.read_bytes())
+    return digest.hexdigest()
+
+
+def test_default_world_is_unchanged_by_the_world_switch(tmp_path):
+    # Pinned from main at 6e09ff8 (before `world` existed): this same call and _dataset_digest run with
+    # PYTHONPATH=/work/main. Files: metadata.csv, generation.json (no "world" key) and the PNG frames.
+    root = generate_synthetic_dataset(tmp_path / "ds", num_videos=6, frames_per_video=4, image_size=16, seed=5)
+    assert _dataset_digest(root) == "d1b83544afe6ed5cea72fb8caec8571306d413819fa59ec1da57ffd6e69bea1c"
+    explicit = generate_synthetic_dataset(tmp_path / "explicit", num_videos=6, frames_per_video=4, image_size=16,
+                                          seed=5, world="default")
+    assert _dataset_digest(explicit) == _dataset_digest(root)
+
+
+def test_disocclusion_world_dataset(tmp_path):
+    root = generate_synthetic_dataset(tmp_path / "ds", num_videos=8, frames_per_video=4, image_size=16,
+                                      world="disocclusion")
+    default = generate_synthetic_dataset(tmp_path / "default", num_videos=8, frames_per_video=4, image_size=16)
+    assert json.loads((root / "generation.json").read_text())["world"] == "disocclusion"
+    rows, default_rows = _rows(root), _rows(default)
+    assert list(rows[0]) == [*METADATA_COLUMNS, "transform"]
+    for row, default_row in zip(rows, default_rows, strict=True):
+        # Same combinations and held-out split as the default world; the caption adds the transform.
+        key = ("video_id", "path", "split", "shape", "color", "motion")
+        assert [row[k] for k in key] == [default_row[k] for k in key]
+        assert row["caption"] == f"a {row['transform']} {row['color']} {row['shape']} {row['motion']}"
+        conditions = read_ground_truth(root, row["video_id"])
+        assert conditions.shape == (4, 3, 16, 16) and conditions.dtype == np.float32
+        assert read_video(root / row["path"]).shape == (4, 16, 16, 3)
+    with pytest.raises(FileNotFoundError, match="only datasets of a non-default world"):
+        read_ground_truth(default, "video_0000")
+
+
+def test_a_root_of_the_other_world_is_an_error(tmp_path):
+    kwargs = dict(num_videos=4, frames_per_video=2, image_size=8)
+    default = generate_synthetic_dataset(tmp_path / "default", **kwargs)
+    with pytest.raises(ValueError, match=r"'default' world .*not the requested world 'disocclusion' \(data.init_args.world\)"):
+        generate_synthetic_dataset(default, world="disocclusion", **kwargs)
+    other = generate_synthetic_dataset(tmp_path / "other", world="disocclusion", **kwargs)
+    with pytest.raises(ValueError, match="'disocclusion' world"):
+        generate_synthetic_dataset(other, **kwargs)
+    with pytest.raises(ValueError, match="world must be one of 'default', 'disocclusion'; got 'moving'"):
+        generate_synthetic_dataset(tmp_path / "bad", world="moving", **kwargs)
+    assert not (tmp_path / "bad").exists()
