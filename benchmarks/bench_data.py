@@ -21,7 +21,8 @@ import torch
 from s2dm_lightning.data import FlowCache, FlowSettings, preprocess_flows, read_metadata
 from s2dm_lightning.flow_format import grid_to_displacement
 from s2dm_lightning.synthetic import SyntheticDataModule
-from s2dm_lightning.synthetic.world import MOTIONS, coverage, generate_synthetic_dataset
+from s2dm_lightning.synthetic.shapes import MOTIONS, coverage
+from s2dm_lightning.synthetic.world import generate_synthetic_dataset
 
 
 def true_motion(

@@ -1,6 +1,7 @@
 """The synthetic world: coloured shapes moving over muted backgrounds, and everything made for it.
 
-* :mod:`.world`: shapes, colours, motions, captions, the renderer and the dataset generator;
+* :mod:`.shapes`: shapes, colours, motions and their rasteriser, shared by both worlds;
+* :mod:`.world`: captions, the default world's renderer and the dataset generator (``world=``);
 * :mod:`.disocclusion`: the ``world="disocclusion"`` renderer (panning textured background, turning or
   scaling shape, a shape entering) with ground-truth flows;
 * :mod:`.datamodule`: :class:`SyntheticDataModule`, the S2DM datamodule (``configs/synthetic*.yaml``);
@@ -32,10 +33,8 @@ from s2dm_lightning.synthetic.motion import (
     track_errors,
     video_direction,
 )
+from s2dm_lightning.synthetic.shapes import COLORS, MOTIONS, SHAPES
 from s2dm_lightning.synthetic.world import (
-    COLORS,
-    MOTIONS,
-    SHAPES,
     all_combinations,
     caption_for,
     generate_synthetic_dataset,

@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from s2dm_lightning.flow_format import identity_condition
-from s2dm_lightning.synthetic.world import COLORS, MOTIONS, SHAPES, coverage
+from s2dm_lightning.synthetic.shapes import COLORS, MOTIONS, SHAPES, coverage
 
 #: Per-video change of the main shape over the video; the caption's adjective.
 TRANSFORMS = ("rotating", "growing", "shrinking")

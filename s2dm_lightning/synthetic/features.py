@@ -21,7 +21,7 @@ from torch import nn
 
 from s2dm_lightning.io import atomic_path, atomic_write_text, file_sha256
 from s2dm_lightning.safe_load import ReceivedFileError, load_safetensors
-from s2dm_lightning.synthetic.world import COLORS, MOTIONS, SHAPES
+from s2dm_lightning.synthetic.shapes import COLORS, MOTIONS, SHAPES
 
 #: The attributes and their classes, in the order of the network's heads.
 ATTRIBUTES: dict[str, tuple[str, ...]] = {"color": tuple(COLORS), "shape": tuple(SHAPES), "motion": tuple(MOTIONS)}

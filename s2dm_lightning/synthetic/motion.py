@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 
 from s2dm_lightning.flow_format import grid_to_displacement
-from s2dm_lightning.synthetic.world import COLORS, MOTIONS
+from s2dm_lightning.synthetic.shapes import COLORS, MOTIONS
 
 DIRECTIONS = {motion: torch.tensor(vector) for motion, vector in MOTIONS.items()}
 SATURATION_THRESHOLD = 0.9  # channel range in [-1, 1] units; muted backgrounds stay below about 0.5

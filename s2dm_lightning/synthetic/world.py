@@ -40,22 +40,14 @@ import cv2
 import numpy as np
 
 from s2dm_lightning.io import atomic_folder
+from s2dm_lightning.synthetic.disocclusion import (
+    disocclusion_caption,
+    render_disocclusion_video,
+    transforms_for,
+)
+from s2dm_lightning.synthetic.shapes import COLORS, MOTIONS, SHAPES, coverage
 from s2dm_lightning.validation import check_choice, check_number
 
-COLORS: dict[str, tuple[int, int, int]] = {
-    "red": (245, 45, 45),
-    "green": (40, 215, 70),
-    "blue": (60, 120, 255),
-    "yellow": (250, 225, 40),
-}
-SHAPES = ("square", "circle", "triangle")
-# Unit direction (dx, dy) in image coordinates (y points down).
-MOTIONS: dict[str, tuple[float, float]] = {
-    "moves to the left": (-1.0, 0.0),
-    "moves to the right": (1.0, 0.0),
-    "moves up": (0.0, -1.0),
-    "moves down": (0.0, 1.0),
-}
 METADATA_COLUMNS = ("video_id", "path", "caption", "split", "shape", "color", "motion")
 #: Which synthetic world a dataset shows: "default" (shapes over smooth still backgrounds) or
 #: "disocclusion" (textured panning background, turning/scaling shape, a shape entering; see .disocclusion).
@@ -63,7 +55,6 @@ World = Literal["default", "disocclusion"]
 WORLDS: tuple[str, ...] = get_args(World)
 GROUND_TRUTH_FOLDER = "ground_truth"  # <video_id>.npz per video, non-default worlds only
 TEST_COMBINATION_FRACTION = 0.2
-SUPERSAMPLING = 4
 
 
 def caption_for(color: str, shape: str, motion: str) -> str:
@@ -106,33 +97,6 @@ def _background(size: int, rng: np.random.Generator) -> np.ndarray:
     return first * (1 - t) + second * t
 
 
-def coverage(
-    shape: str, cx: float, cy: float, half: float, size: int, angle: float = 0.0, scale: float = 1.0
-) -> np.ndarray:
-    """Fraction of each pixel covered by the shape (size, size), by supersampling.
-
-    ``angle`` (radians, clockwise on screen) and ``scale`` turn and size the shape about its centre
-    (the disocclusion world); the default world never sets them.
-    """
-    samples = (np.arange(size * SUPERSAMPLING, dtype=np.float64) + 0.5) / SUPERSAMPLING
-    ys, xs = np.meshgrid(samples, samples, indexing="ij")
-    dx, dy = xs - cx, ys - cy
-    if angle != 0.0 or scale != 1.0:  # shape coordinates: undo the turn and the scale
-        cos, sin = np.cos(-angle), np.sin(-angle)
-        dx, dy = (cos * dx - sin * dy) / scale, (sin * dx + cos * dy) / scale
-    if shape == "square":
-        inside = (np.abs(dx) <= half) & (np.abs(dy) <= half)
-    elif shape == "circle":
-        inside = dx**2 + dy**2 <= half**2
-    elif shape == "triangle":
-        # Apex up, base down, inside the 2*half box: |dx| <= half * (dy + half) / (2 * half).
-        inside = (dy <= half) & (np.abs(dx) <= (dy + half) / 2)
-    else:
-        raise ValueError(f"unknown shape {shape!r}; choose one of {SHAPES}")
-    covered = inside.reshape(size, SUPERSAMPLING, size, SUPERSAMPLING)
-    return covered.mean(axis=(1, 3))
-
-
 def render_video(
     color: str, shape: str, motion: str, frames: int, size: int, rng: np.random.Generator
 ) -> np.ndarray:
@@ -158,12 +122,10 @@ def _render(
     """(frames, caption, extra metadata, ground-truth conditions or None) of one video of ``world``."""
     if world == "default":
         return render_video(color, shape, motion, frames, size, rng), caption_for(color, shape, motion), {}, None
-    from s2dm_lightning.synthetic import disocclusion  # builds on this module's shapes
-
-    transforms = disocclusion.transforms_for(shape)
+    transforms = transforms_for(shape)
     transform = transforms[int(rng.integers(len(transforms)))]
-    video, conditions = disocclusion.render_disocclusion_video(color, shape, motion, transform, frames, size, rng)
-    caption = disocclusion.disocclusion_caption(color, shape, motion, transform)
+    video, conditions = render_disocclusion_video(color, shape, motion, transform, frames, size, rng)
+    caption = disocclusion_caption(color, shape, motion, transform)
     return video, caption, {"transform": transform}, conditions
 
 

@@ -16,6 +16,7 @@ from s2dm_lightning.data import MHADDataModule, VideoFolderDataModule
 from s2dm_lightning.data.flow import FlowSettings
 from s2dm_lightning.data.flow_cache import FlowCache
 from s2dm_lightning.data.sampling import interval_frame_indices
+from s2dm_lightning.synthetic.world import generate_synthetic_dataset
 from tests.bad_input.cli import assert_fails_with, run_cli, tiny_config
 from tests.data.fake_datasets import make_mhad_tree, make_mug_tree, random_conditions
 
@@ -76,6 +77,18 @@ def test_flow_cache_other_settings(tmp_path, caplog):
         assert not cache.has("a")
         assert "different settings" in caplog.text and str(folder) in caplog.text
         assert json.loads((folder / "meta.json").read_text())["settings"] == new_settings.to_dict()
+
+
+@pytest.mark.slow
+def test_synthetic_world_mismatch(tmp_path):
+    # A default-world dataset at data.root would otherwise train and score as the disocclusion world.
+    config = tiny_config(tmp_path, data={"world": "disocclusion"})
+    generate_synthetic_dataset(tmp_path / "synthetic", num_videos=4, frames_per_video=4, image_size=16)
+    before = sorted(p.name for p in (tmp_path / "synthetic").iterdir())
+    result = run_cli("preprocess", "--config", str(config))
+    assert_fails_with(result, f"synthetic dataset at '{tmp_path / 'synthetic'}' shows the 'default' world",
+                      "generation.json", "not the requested world 'disocclusion' (data.init_args.world)", last=True)
+    assert sorted(p.name for p in (tmp_path / "synthetic").iterdir()) == before
 
 
 @pytest.mark.slow

@@ -13,7 +13,8 @@ from s2dm_lightning.synthetic.disocclusion import (
     transforms_for,
 )
 from s2dm_lightning.synthetic.motion import caption_color, caption_direction, shape_centroids
-from s2dm_lightning.synthetic.world import COLORS, render_video
+from s2dm_lightning.synthetic.shapes import COLORS
+from s2dm_lightning.synthetic.world import render_video
 
 SIZE, FRAMES = 32, 16
 CASES = [

@@ -9,6 +9,7 @@ import torch
 from s2dm_lightning.flow_format import identity_grid
 from s2dm_lightning.synthetic.motion import (
     background_change,
+    caption_color,
     caption_direction,
     direction_score,
     flow_direction,
@@ -73,3 +74,24 @@ def test_background_change_is_zero_for_a_constant_background_and_sees_drift():
     drifting = real.clone()
     drifting[:, 1:] += 0.1
     assert background_change(drifting, real).item() == pytest.approx(0.1, abs=1e-5)
+
+
+def test_colors_keep_only_the_captioned_shape():
+    # A red square moving right and a green one (an entering shape) moving down, in the same video.
+    video = moving_square(1, 0, size=24)
+    for i in range(video.shape[1]):
+        video[0, i, :, 14 + i : 16 + i, 2:4] = torch.tensor([-0.69, 0.69, -0.45]).view(3, 1, 1)  # COLORS["green"]
+    red_only = shape_centroids(video, colors=["red"])[0]
+    torch.testing.assert_close(red_only, torch.tensor([[6.5 + i, 6.5] for i in range(6)]))
+    assert not torch.allclose(shape_centroids(video)[0], red_only), "without colours both shapes count"
+    error, _ = track_errors(video, moving_square(1, 0, size=24), colors=["red"])
+    assert error.item() == 0
+    assert caption_color("a rotating red square moves up") == "red"
+    with pytest.raises(ValueError, match="names none of the synthetic colours"):
+        caption_color("a square moves up")
+
+
+def test_background_change_is_nan_without_a_static_pixel():
+    real = moving_square(1, 0)
+    real[:, 1:] += 0.01  # e.g. a panning camera: every pixel changes
+    assert background_change(real, real).isnan().all()
