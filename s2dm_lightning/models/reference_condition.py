@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
+from diffusers import AutoencoderKL
 
 from s2dm_lightning.flow_format import resize_condition, warp
 
@@ -58,3 +59,21 @@ def check_reference_image(image: torch.Tensor, num_videos: int) -> torch.Tensor:
         raise ValueError(f"image must have shape (B or 1, 3, H, W) in [-1, 1] with B = {num_videos} videos, "
                          f"got {tuple(image.shape)}")
     return image
+
+
+def check_reference_use(mode: ReferenceCondition, image: object | None) -> None:
+    """An image for a model without a reference condition is an error (a reference model without one
+    samples with the reference dropped)."""
+    if mode == "none" and image is not None:
+        raise ValueError("an image (image=, --image) was given, but this model has "
+                         "model.init_args.reference_condition='none': it cannot condition on a first frame")
+
+
+@torch.no_grad()
+def encode_reference(vae: AutoencoderKL | None, images: torch.Tensor) -> torch.Tensor:
+    """Reference frames (B, 3, H, W) in [-1, 1] -> x_0 (B, C, h, w): the pixels (``vae`` None), or the
+    scaled VAE posterior MEAN (no random draw: the same reference in training and sampling)."""
+    if vae is None:
+        return images.float()
+    latents = vae.encode(images.to(vae.device, vae.dtype)).latent_dist.mean
+    return latents.float() * vae.config.scaling_factor

@@ -43,6 +43,8 @@ from s2dm_lightning.models.reference_condition import (
     REFERENCE_CONDITIONS,
     ReferenceCondition,
     check_reference_image,
+    check_reference_use,
+    encode_reference,
     reference_channel_count,
     reference_channels,
 )
@@ -293,20 +295,11 @@ class S2DM(DiffusionModule):
             latents = mean + std * torch.randn(mean.shape, generator=generator, device=self.device)
         return latents * self.vae.config.scaling_factor
 
-    @torch.no_grad()
-    def encode_reference(self, images: torch.Tensor) -> torch.Tensor:
-        """Reference frames (B, 3, H, W) in [-1, 1] -> their x_0 (B, C, h, w): the pixels, or the scaled VAE
-        posterior MEAN (no random draw: the same reference in training and sampling)."""
-        if self.vae is None:
-            return images.to(self.device, torch.float32)
-        latents = self.vae.encode(images.to(self.device, self.vae.dtype)).latent_dist.mean
-        return latents.float() * self.vae.config.scaling_factor
-
     def reference_x0(self, batch: dict[str, Any]) -> torch.Tensor:
         """x_0 (B, C, h, w) of the batch's first frames: cached ``latent_mean`` or encoded ``frames``."""
         if "latent_mean" in batch:  # latent batches come with a VAE (cached_latents checks it)
             return batch["latent_mean"][:, 0].to(self.device).float() * self.vae.config.scaling_factor
-        return self.encode_reference(batch["frames"][:, 0])
+        return encode_reference(self.vae, batch["frames"][:, 0].to(self.device))
 
     def sampling_reference(self, batch: dict[str, Any], image: torch.Tensor | None) -> torch.Tensor | None:
         """The reference x_0 (B, C, h, w) a sampling call conditions on, or None (dropped / no condition).
@@ -315,15 +308,13 @@ class S2DM(DiffusionModule):
         predict, test); a batch of captions and flows alone (text-to-video) has its reference dropped.
         """
         mode = self.hparams.reference_condition
-        if mode == "none" and image is not None:
-            raise ValueError("an image (image=, --image) was given, but this model has "
-                             "model.init_args.reference_condition='none': it cannot condition on a first frame")
+        check_reference_use(mode, image)
         if mode == "none":
             return None
         if image is None:
             return self.reference_x0(batch) if "frames" in batch or "latent_mean" in batch else None
         b = len(batch["caption"])
-        reference = self.encode_reference(check_reference_image(image, b)).expand(b, -1, -1, -1)
+        reference = encode_reference(self.vae, check_reference_image(image, b).to(self.device)).expand(b, -1, -1, -1)
         if tuple(reference.shape[1:]) != self.frame_shape():
             raise ValueError(f"image of size {tuple(image.shape[-2:])} gives x_0 of shape {tuple(reference.shape[1:])}; "
                              f"this model's frames have x_0 of shape {self.frame_shape()}: resize the image")
