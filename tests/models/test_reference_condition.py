@@ -162,3 +162,13 @@ def test_unet_without_the_reference_channels_is_named():
     with pytest.raises(ValueError, match=r"in_channels=6.*reference_condition='warped'.*needs in_channels=10"):
         S2DM(tiny_unet(sample_size=SIZE, in_channels=6), HashTextEncoder(), flow_fusion="both", flow_size=SIZE,
              reference_condition="warped")
+
+
+def test_dataset_batches_sample_with_their_first_frames():
+    """Validation samples / predict / test: without image=, a batch with frames conditions on frame 0."""
+    model = reference_s2dm("frame").eval()
+    batch = fake_batch(num_videos=2, num_frames=2)
+    inputs = UNetInputs(model.unet)
+    model.predict_step(batch, 0)
+    conditional = rearrange(inputs.calls[0][0][:, FLOW_AND_FRAME:], "(n b f) c h w -> n b f c h w", n=2, b=2)[0]
+    assert torch.equal(conditional, repeat(batch["frames"][:, 0], "b c h w -> b f c h w", f=2))
