@@ -17,6 +17,7 @@ import numpy as np
 from s2dm_lightning.callbacks.sample_videos import SHEET_ROW_PX
 from s2dm_lightning.io import atomic_torch_save, safe_file_stem
 from s2dm_lightning.pipelines.motion import parametric_flows, parse_motion
+from s2dm_lightning.pipelines.reference_image import load_reference_image
 from s2dm_lightning.pipelines.text_to_video import TextToVideoOutput, TwoStageTextToVideo, flows_from_video
 from s2dm_lightning.validation import check_number
 from s2dm_lightning.video_files import write_gif, write_mp4, write_png
@@ -47,6 +48,7 @@ def sample(
     pipeline: str | None = None,
     motion: str | None = None,
     guidance_scale: float | None = None,
+    image: str | None = None,
 ) -> Path:
     """Generate videos from prompts with S2DM and the stage-one flow generator (paper Sec. 3.4).
 
@@ -73,6 +75,9 @@ def sample(
         motion: a formula instead of stage one: translate:DX,DY (pixels of the generated frames, x right,
             y down), zoom:FACTOR or rotate:DEGREES (counter-clockwise), spread linearly over the frames.
         guidance_scale: S2DM's joint classifier-free guidance scale (default: its config; 1 = no guidance).
+        image: image-to-video: the first frame, an image file (PNG, JPEG, ...) resized to the model's frame
+            size; replaces the generated reference frame. Needs an S2DM trained with reference_condition
+            (e.g. configs/synthetic_i2v.yaml); see docs/image_to_video.md.
     """
     if not prompt:
         raise ValueError("--prompt is required")
@@ -89,6 +94,7 @@ def sample(
     check_number("--guidance_scale", guidance_scale, at_least=0, optional=True)
     for key, value in (("--fps", fps), ("--scale", scale)):
         check_number(key, value, at_least=1)
+    first_frame = load_reference_image(image, "--image") if image is not None else None  # before any model
     prompts = [prompt] if isinstance(prompt, str) else list(prompt)
     use_flow_generator = motion_from is None and motion is None
     two_stage = build_two_stage(pipeline, s2dm_config, s2dm_ckpt, flow_config if use_flow_generator else None,
@@ -103,11 +109,11 @@ def sample(
     if motion is not None:
         reference_flows = parametric_flows(motion, pipeline.flow_size, num_frames, generated_frame_size(pipeline.s2dm))
     output = pipeline(prompts, seed=seed, num_frames=num_frames, reference_flows=reference_flows, progress=True,
-                      num_inference_steps=num_inference_steps, guidance_scale=guidance_scale)
+                      num_inference_steps=num_inference_steps, guidance_scale=guidance_scale, image=first_frame)
     arguments = {"prompt": prompts, "s2dm_config": s2dm_config, "s2dm_ckpt": s2dm_ckpt, "flow_config": flow_config,
                  "flow_ckpt": flow_ckpt, "seed": seed, "num_frames": num_frames, "motion_from": motion_from,
                  "num_inference_steps": num_inference_steps, "pipeline": pipeline_folder, "motion": motion,
-                 "guidance_scale": guidance_scale}
+                 "guidance_scale": guidance_scale, "image": image}
     folder = write_outputs(output, Path(output_dir), fps=fps, scale=scale, motion_frames=motion_frames,
                            arguments=arguments, flow_label=None if motion is None else f"flow {motion}")
     print(f"wrote {len(prompts)} video(s) and contact_sheet.png to {folder}")

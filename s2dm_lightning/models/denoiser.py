@@ -1,4 +1,4 @@
-"""eps_theta(x_t^i, t, y^i, c): the UNet with the text and flow conditions, its guided form, and decoding.
+"""eps_theta(x_t^i, t, y^i, c): the UNet with the text, flow (and reference) conditions, its guided form, decoding.
 
 One home for the network call, shared by the LightningModule (training, ``predict``) and the
 diffusers pipeline (``S2DMPipeline``), so that both sample with exactly the same arithmetic.
@@ -15,6 +15,11 @@ from einops import rearrange, repeat
 from s2dm_lightning.diffusion import GuidanceSettings, combine_guidance, guidance_branches
 from s2dm_lightning.diffusion.sector_sampler import Denoiser
 from s2dm_lightning.models.flow_conditioning import FlowConditioner
+from s2dm_lightning.models.reference_condition import (
+    ReferenceCondition,
+    reference_channel_count,
+    reference_channels,
+)
 
 
 @dataclass
@@ -45,10 +50,12 @@ def conditioned_noise(
     flow: torch.Tensor,
     keep_text: torch.Tensor,
     keep_flow: torch.Tensor,
+    reference: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """eps_theta for N frames: x_t (N, C, H, W), t (N,), text rows (N, L, D), flow (N, 3, h, w).
 
-    Rows with ``keep_text`` / ``keep_flow`` False get the empty caption / the null flow.
+    Rows with ``keep_text`` / ``keep_flow`` False get the empty caption / the null flow. ``reference``:
+    the reference channels (N, R, H, W) of :func:`reference_channels`, appended after the flow channels.
     """
     hidden = torch.where(keep_text.view(-1, 1, 1), text.hidden, text.null_hidden.to(text.hidden.dtype))
     mask = torch.where(keep_text.view(-1, 1), text.mask, text.null_mask)
@@ -60,6 +67,8 @@ def conditioned_noise(
     flow_channels = flow_conditioner.channels(flow, keep_flow, x_t.shape[-2:])
     if flow_channels is not None:
         x_t = torch.cat([x_t, flow_channels.to(x_t.dtype)], dim=1)
+    if reference is not None:
+        x_t = torch.cat([x_t, reference.to(x_t.dtype)], dim=1)
     if not text.use_attention_mask:
         mask = None  # SD's CLIP conditioning attends to every position (and SDPA stays on its fast path)
     return unet(x_t, timesteps, encoder_hidden_states=hidden, encoder_attention_mask=mask).sample
@@ -72,10 +81,15 @@ def guided_denoiser(
     text: TextCondition,
     flow: torch.Tensor,
     device: torch.device,
+    reference_condition: ReferenceCondition = "none",
+    reference: torch.Tensor | None = None,
 ) -> Denoiser:
     """The guided eps for (B, F, C, H, W) x_t: all frames and guidance branches in ONE network call.
 
-    ``text`` holds one row per video (B, L, D); ``flow`` is (B, F, 3, h, w).
+    ``text`` holds one row per video (B, L, D); ``flow`` is (B, F, 3, h, w). ``reference``: x_0 (B, C, H, W)
+    of the given first frames for a ``reference_condition`` model (None: the reference is dropped). The
+    reference is kept where the branch keeps the flow: in the conditional branch, dropped with text and
+    flow in the unconditional one (joint guidance; ``separate`` mode's flow scale covers flow + reference).
     """
     b, f = flow.shape[:2]
     branches = guidance_branches(guidance)
@@ -88,11 +102,18 @@ def guided_denoiser(
     flows = repeat(flow.to(device), "b f c h w -> (n b f) c h w", n=n)
     keep_text = repeat(torch.tensor([kt for kt, _ in branches], device=device), "n -> (n b f)", b=b, f=f)
     keep_flow = repeat(torch.tensor([kf for _, kf in branches], device=device), "n -> (n b f)", b=b, f=f)
+    references = None  # the same for every step: built once
+    if reference_condition != "none" and reference is not None:
+        rows_reference = repeat(reference.to(device, unet.dtype), "b c h w -> (n b f) c h w", n=n, f=f)
+        references = reference_channels(reference_condition, rows_reference, flows.to(unet.dtype), keep_flow)
+    dropped_channels = reference_channel_count(reference_condition, unet.config.out_channels) if reference is None else 0
 
     def denoise(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         x = repeat(x_t, "b f c h w -> (n b f) c h w", n=n).to(unet.dtype)
         timesteps = t.to(device).expand(x.shape[0])
-        eps = conditioned_noise(unet, flow_conditioner, x, timesteps, rows, flows, keep_text, keep_flow)
+        dropped = x.new_zeros(x.shape[0], dropped_channels, *x.shape[-2:]) if dropped_channels else None
+        eps = conditioned_noise(unet, flow_conditioner, x, timesteps, rows, flows, keep_text, keep_flow,
+                                references if dropped is None else dropped)
         per_branch = rearrange(eps.float(), "(n b f) c h w -> n b f c h w", n=n, b=b)
         return combine_guidance(list(per_branch), guidance)
 

@@ -17,6 +17,7 @@ layout, so an exported S2DM loads through the same functions.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -86,12 +87,13 @@ def resolve_components(
     noise_scheduler: DDPMScheduler | None,
     vae: AutoencoderKL | None,
     vae_path: str | None,
-    extra_in_channels: int,
+    extra_in_channels: int | Callable[[int], int],
 ) -> tuple[UNet2DConditionModel, CachedTextEncoder, DDPMScheduler | None, AutoencoderKL | None]:
     """S2DM's networks: those given explicitly win; the others come from ``pretrained``.
 
     The VAE: ``vae`` > ``vae_path`` (e.g. the fine-tuned one) > ``pretrained/vae``. A UNet
-    loaded from ``pretrained`` gets ``extra_in_channels`` zero-initialised input channels
+    loaded from ``pretrained`` gets ``extra_in_channels`` zero-initialised input channels (a count, or a
+    function of the VAE's latent channels, for conditions whose width follows the data's)
     (flow fusion ``concat``/``both``) unless it already has them (an exported S2DM).
     """
     from s2dm_lightning.models.text_encoder import CLIPTextEncoder
@@ -109,7 +111,8 @@ def resolve_components(
         unet = load_unet(pretrained)
         latent_channels = vae.config.latent_channels
         if unet.config.in_channels == latent_channels:
-            expand_unet_input_channels(unet, latent_channels + extra_in_channels)
+            extra = extra_in_channels(latent_channels) if callable(extra_in_channels) else extra_in_channels
+            expand_unet_input_channels(unet, latent_channels + extra)
     if text_encoder is None:
         for name in ("text_encoder", "tokenizer"):
             pretrained_subfolder(pretrained, name)  # the error names model.pretrained

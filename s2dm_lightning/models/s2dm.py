@@ -39,6 +39,15 @@ from s2dm_lightning.models.diffusion_module import (
 from s2dm_lightning.models.flow_conditioning import FLOW_FUSIONS, FlowConditioner, FlowFusion
 from s2dm_lightning.models.frame_size import check_datamodule_fits, check_frame_size
 from s2dm_lightning.models.pretrained import resolve_components
+from s2dm_lightning.models.reference_condition import (
+    REFERENCE_CONDITIONS,
+    ReferenceCondition,
+    check_reference_image,
+    check_reference_use,
+    encode_reference,
+    reference_channel_count,
+    reference_channels,
+)
 from s2dm_lightning.models.text_encoder import CachedTextEncoder
 from s2dm_lightning.validation import check_choice, check_number
 
@@ -58,9 +67,10 @@ def _check_arguments(hparams: Any) -> None:
     for name in ("sample_size", "flow_patch_size", "frames_per_step", "flow_size"):
         check_number(KEY + name, hparams[name], at_least=1, optional=name != "flow_size")
     for name, choices in (("flow_fusion", FLOW_FUSIONS), ("noise_sharing", NOISE_SHARING_MODES),
-                          ("sample_noise_sharing", NOISE_SHARING_MODES)):
+                          ("sample_noise_sharing", NOISE_SHARING_MODES),
+                          ("reference_condition", REFERENCE_CONDITIONS)):
         check_choice(KEY + name, hparams[name], choices)
-    check_training_arguments(hparams, ("text_dropout", "flow_dropout"))
+    check_training_arguments(hparams, ("text_dropout", "flow_dropout", "reference_dropout"))
 
 
 class S2DM(DiffusionModule):
@@ -70,10 +80,10 @@ class S2DM(DiffusionModule):
     Diffusion folder (``pretrained``), or both: components given explicitly win.
 
     Args:
-        unet: the per-frame denoiser (a diffusers ``UNet2DConditionModel``). With flow
-            fusion ``concat``/``both`` its ``in_channels`` must be the frame channels + 3.
-            None = ``pretrained/unet`` (its conv_in grown by 3 zero-initialised flow
-            channels for ``concat``/``both``).
+        unet: the per-frame denoiser (a diffusers ``UNet2DConditionModel``). Its ``in_channels``
+            must be the frame channels C, + 3 with flow fusion ``concat``/``both``, + the
+            reference channels (``reference_condition``: C for ``frame``, C + 1 for ``warped``).
+            None = ``pretrained/unet`` (its conv_in grown by those zero-initialised channels).
         text_encoder: frozen encoder of the caption c (cached per prompt). None =
             ``CLIPTextEncoder`` of ``pretrained/text_encoder`` + ``pretrained/tokenizer``.
         noise_scheduler: the training noise schedule (DDPM); sampling uses DDIM built
@@ -105,6 +115,13 @@ class S2DM(DiffusionModule):
         sample_noise_sharing: the same choice for sampling (ablation II uses ``independent``).
         text_dropout: probability of dropping the caption of a video (classifier-free).
         flow_dropout: probability of dropping the flows of a video, drawn independently.
+        reference_condition: image-to-video: the video's first frame (x_0 of frame 0: pixels, or
+            the scaled VAE posterior mean) as extra UNet input channels of every frame. ``none``
+            (the paper: no extra channels), ``frame`` (the reference as it is: C channels) or
+            ``warped`` (the reference warped by the frame's flow times its visibility, plus the
+            visibility map: C + 1 channels). See docs/image_to_video.md.
+        reference_dropout: probability of dropping the reference of a video (all its channels
+            zero), drawn independently of text and flow; used with ``reference_condition``.
         frames_per_step: train on this many random frames of each clip (None = all); the
             noise and t stay shared by the frames kept.
         learning_rate: Adam(W) learning rate (paper: 2e-5 with SD 1.5).
@@ -122,7 +139,7 @@ class S2DM(DiffusionModule):
     # Settings the trained weights are tied to (their shapes, or what the network predicts): a checkpoint
     # only loads into a config with the same values (s2dm_lightning.commands.checkpoint_config).
     ARCHITECTURE_HPARAMS = ("unet", "vae", "text_encoder.class_path", "noise_scheduler", "sample_size",
-                            "flow_fusion", "flow_size", "flow_patch_size")
+                            "flow_fusion", "flow_size", "flow_patch_size", "reference_condition")
 
     def __init__(
         self,
@@ -143,6 +160,8 @@ class S2DM(DiffusionModule):
         sample_noise_sharing: NoiseSharing = "shared",
         text_dropout: float = 0.1,
         flow_dropout: float = 0.1,
+        reference_condition: ReferenceCondition = "none",
+        reference_dropout: float = 0.1,
         frames_per_step: int | None = None,
         learning_rate: float = 1e-4,
         weight_decay: float = 0.0,
@@ -159,7 +178,11 @@ class S2DM(DiffusionModule):
         self.save_hyperparameters(ignore=["unet", "text_encoder", "noise_scheduler", "vae"])
         _check_arguments(self.hparams)
         self.sampling = SamplingSettings.from_hparams(self.hparams, "flow_guidance_scale")
-        extra_channels = FLOW_CHANNELS if flow_fusion in ("concat", "both") else 0
+        flow_channels = FLOW_CHANNELS if flow_fusion in ("concat", "both") else 0
+
+        def extra_channels(data_channels: int) -> int:
+            return flow_channels + reference_channel_count(reference_condition, data_channels)
+
         unet, text_encoder, noise_scheduler, vae = resolve_components(
             pretrained, unet, text_encoder, noise_scheduler, vae, vae_path, extra_channels
         )
@@ -179,12 +202,15 @@ class S2DM(DiffusionModule):
     # ------------------------------------------------------------------ set-up
     def _check_unet_channels(self) -> None:
         data_channels = self.vae.config.latent_channels if self.vae is not None else 3
-        expected_in = data_channels + self.flow_conditioner.extra_in_channels
+        reference = self.hparams.reference_condition
+        expected_in = (data_channels + self.flow_conditioner.extra_in_channels
+                       + reference_channel_count(reference, data_channels))
         config = self.unet.config
         if config.in_channels != expected_in or config.out_channels != data_channels:
             raise ValueError(
                 f"model.unet has in_channels={config.in_channels}, out_channels={config.out_channels}; "
-                f"flow_fusion={self.flow_conditioner.fusion!r} on {data_channels}-channel "
+                f"flow_fusion={self.flow_conditioner.fusion!r} with reference_condition={reference!r} on "
+                f"{data_channels}-channel "
                 f"{'latents' if self.vae is not None else 'frames'} needs in_channels={expected_in}, "
                 f"out_channels={data_channels}"
             )
@@ -269,6 +295,31 @@ class S2DM(DiffusionModule):
             latents = mean + std * torch.randn(mean.shape, generator=generator, device=self.device)
         return latents * self.vae.config.scaling_factor
 
+    def reference_x0(self, batch: dict[str, Any]) -> torch.Tensor:
+        """x_0 (B, C, h, w) of the batch's first frames: cached ``latent_mean`` or encoded ``frames``."""
+        if "latent_mean" in batch:  # latent batches come with a VAE (cached_latents checks it)
+            return batch["latent_mean"][:, 0].to(self.device).float() * self.vae.config.scaling_factor
+        return encode_reference(self.vae, batch["frames"][:, 0].to(self.device))
+
+    def sampling_reference(self, batch: dict[str, Any], image: torch.Tensor | None) -> torch.Tensor | None:
+        """The reference x_0 (B, C, h, w) a sampling call conditions on, or None (dropped / no condition).
+
+        ``image`` (B, 3, H, W) in [-1, 1] wins; else a dataset batch's first frames (validation samples,
+        predict, test); a batch of captions and flows alone (text-to-video) has its reference dropped.
+        """
+        mode = self.hparams.reference_condition
+        check_reference_use(mode, image)
+        if mode == "none":
+            return None
+        if image is None:
+            return self.reference_x0(batch) if "frames" in batch or "latent_mean" in batch else None
+        b = len(batch["caption"])
+        reference = encode_reference(self.vae, check_reference_image(image, b).to(self.device)).expand(b, -1, -1, -1)
+        if tuple(reference.shape[1:]) != self.frame_shape():
+            raise ValueError(f"image of size {tuple(image.shape[-2:])} gives x_0 of shape {tuple(reference.shape[1:])}; "
+                             f"this model's frames have x_0 of shape {self.frame_shape()}: resize the image")
+        return reference
+
     def decode_frames(self, x0: torch.Tensor) -> torch.Tensor:
         """Diffusion space -> frames in [-1, 1]."""
         return decode_frames(self.vae, x0)
@@ -299,11 +350,14 @@ class S2DM(DiffusionModule):
         flow: torch.Tensor,
         keep_text: torch.Tensor,
         keep_flow: torch.Tensor,
+        reference: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """eps_theta for N frames: x_t (N, C, H, W), t (N,), text (N, L, D), flow (N, 3, h, w)."""
+        """eps_theta for N frames: x_t (N, C, H, W), t (N,), text (N, L, D), flow (N, 3, h, w);
+        ``reference``: the reference channels (N, R, H, W) of a ``reference_condition`` model."""
         null_hidden, null_mask = self.text_condition([""])
         text = TextCondition(text_hidden, text_mask, null_hidden, null_mask, self.text_encoder.use_attention_mask)
-        return conditioned_noise(self.unet, self.flow_conditioner, x_t, timesteps, text, flow, keep_text, keep_flow)
+        return conditioned_noise(self.unet, self.flow_conditioner, x_t, timesteps, text, flow, keep_text, keep_flow,
+                                 reference)
 
     # --------------------------------------------------------------- training
     def _frame_order(self, batch: dict[str, Any], generator: torch.Generator) -> torch.Tensor | None:
@@ -334,6 +388,7 @@ class S2DM(DiffusionModule):
         x_t = add_noise_to_videos(self.noise_scheduler.alphas_cumprod, x0, nu, t)
         keep_text = sample_condition_keep(b, self.hparams.text_dropout, generator, self.device)
         keep_flow = sample_condition_keep(b, self.hparams.flow_dropout, generator, self.device)
+        reference = self._training_reference(batch, flow, generator)
         text_hidden, text_mask = self.text_condition(batch["caption"])
         eps = self.predict_noise(
             rearrange(x_t, "b f c h w -> (b f) c h w"),
@@ -343,16 +398,32 @@ class S2DM(DiffusionModule):
             rearrange(flow, "b f c h w -> (b f) c h w"),
             repeat(keep_text, "b -> (b f)", f=f),
             repeat(keep_flow, "b -> (b f)", f=f),
+            reference,
         )
         target = diffusion_target(self.noise_scheduler.alphas_cumprod, self.noise_scheduler.config.prediction_type,
                                   x0, nu, t)
         return F.mse_loss(eps.float(), rearrange(target, "b f c h w -> (b f) c h w").float())
 
+    def _training_reference(self, batch: dict[str, Any], flow: torch.Tensor,
+                            generator: torch.Generator) -> torch.Tensor | None:
+        """Reference channels ((B F), R, h, w) of the training frames (flows (B, F, 3, h, w)), the reference
+        dropped per video with ``reference_dropout``; None without a reference condition (no draw then)."""
+        mode, (b, f) = self.hparams.reference_condition, flow.shape[:2]
+        if mode == "none":
+            return None
+        keep = sample_condition_keep(b, self.hparams.reference_dropout, generator, self.device)
+        return reference_channels(mode, repeat(self.reference_x0(batch), "b c h w -> (b f) c h w", f=f),
+                                  rearrange(flow.to(self.device), "b f c h w -> (b f) c h w"),
+                                  repeat(keep, "b -> (b f)", f=f))
+
     # --------------------------------------------------------------- sampling
-    def make_denoiser(self, captions: list[str], flow: torch.Tensor, guidance: GuidanceSettings | None = None) -> Denoiser:
-        """The guided eps for (B, F, C, H, W) x_t: all frames and branches in ONE network call."""
+    def make_denoiser(self, captions: list[str], flow: torch.Tensor, guidance: GuidanceSettings | None = None,
+                      reference: torch.Tensor | None = None) -> Denoiser:
+        """The guided eps for (B, F, C, H, W) x_t: all frames and branches in ONE network call;
+        ``reference``: x_0 (B, C, h, w) of the first frames (None: dropped)."""
         text = self.text_condition_with_null(captions)
-        return guided_denoiser(self.unet, self.flow_conditioner, guidance or self.guidance, text, flow, self.device)
+        return guided_denoiser(self.unet, self.flow_conditioner, guidance or self.guidance, text, flow, self.device,
+                               self.hparams.reference_condition, reference)
 
     @torch.no_grad()
     def sample_videos(
@@ -363,18 +434,22 @@ class S2DM(DiffusionModule):
         noise_sharing: NoiseSharing | None = None,
         progress: bool = False,
         sampling: SamplingSettings | None = None,
+        image: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Sample (B, F, 3, H, W) frames in [-1, 1] for the batch's captions and flows.
 
         ``sampling``: steps, eta and guidance of this call (default: the model's ``sampling``).
+        ``image``: the first frame (B or 1, 3, H, W) in [-1, 1] for a ``reference_condition`` model
+        (image-to-video; see :meth:`sampling_reference` for what is used without it).
         """
         sampling = sampling or self.sampling
         flow = batch["flow"]
         self.flow_conditioner.check_flow(flow)
         b, f = flow.shape[:2]
+        reference = self.sampling_reference(batch, image)
         scheduler = DDIMScheduler.from_config(self.noise_scheduler.config)
         x0 = sector_ddim_sample(
-            self.make_denoiser(list(batch["caption"]), flow, sampling.guidance),
+            self.make_denoiser(list(batch["caption"]), flow, sampling.guidance, reference),
             scheduler,
             num_videos=b,
             num_frames=f,

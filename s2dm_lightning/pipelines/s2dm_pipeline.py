@@ -4,7 +4,8 @@ The folder is diffusers' own layout, written by ``save_pretrained`` (``model_ind
 one safetensors sub-folder per component, no pickle)::
 
     folder/
-      model_index.json      the component classes and the sampling settings (guidance, steps, eta)
+      model_index.json      the component classes, the sampling settings (guidance, steps, eta) and
+                            reference_condition (image-to-video models: the UNet's extra input channels)
       unet/                 UNet2DConditionModel (conv_in already grown for concat/both fusion)
       vae/                  AutoencoderKL (absent, null in model_index.json, for pixel-space models)
       text_encoder/, tokenizer/   CLIP (SD 1.5) or MiniLM (the synthetic default)
@@ -37,8 +38,11 @@ from s2dm_lightning.flow_format import FLOW_CHANNELS
 from s2dm_lightning.io import apply_umask_modes
 from s2dm_lightning.models.denoiser import TextCondition, decode_frames, guided_denoiser
 from s2dm_lightning.models.flow_conditioning import FlowConditioner
+from s2dm_lightning.models.frame_size import vae_size_factor
 from s2dm_lightning.models.pretrained_folder import PretrainedFolderError
+from s2dm_lightning.models.reference_condition import check_reference_use, encode_reference
 from s2dm_lightning.models.text_encoder import CachedTextEncoder, CLIPTextEncoder, MiniLMTextEncoder
+from s2dm_lightning.pipelines.reference_image import ReferenceImage, reference_image_tensor
 
 if TYPE_CHECKING:
     from s2dm_lightning.models.s2dm import S2DM
@@ -86,6 +90,8 @@ class S2DMPipeline(DiffusionPipeline):
         text_max_length: token positions per prompt.
         prompt_encoder: a ready ``CachedTextEncoder`` that replaces text_encoder + tokenizer
             (not saved; for models trained with a custom encoder).
+        reference_condition: the model's first-frame condition (``none``, ``frame``, ``warped``; S2DM's
+            option of that name): how ``image=`` enters the UNet.
     """
 
     model_cpu_offload_seq = "text_encoder->flow_conditioner->unet->vae"
@@ -109,6 +115,7 @@ class S2DMPipeline(DiffusionPipeline):
         sample_size: int | None = None,
         text_max_length: int = 77,
         prompt_encoder: CachedTextEncoder | None = None,
+        reference_condition: str = "none",
     ) -> None:
         super().__init__()
         if vae is not None:  # frozen, as in S2DM (PyTorch's CPU convolutions differ in rounding otherwise)
@@ -119,6 +126,7 @@ class S2DMPipeline(DiffusionPipeline):
             guidance_mode=guidance_mode, guidance_scale=guidance_scale, text_guidance_scale=text_guidance_scale,
             flow_guidance_scale=flow_guidance_scale, num_inference_steps=num_inference_steps, eta=eta,
             noise_sharing=noise_sharing, sample_size=sample_size, text_max_length=text_max_length,
+            reference_condition=reference_condition,
         )
         self._prompt_encoder = prompt_encoder
         self.video_processor = VideoProcessor(do_resize=False)
@@ -147,6 +155,7 @@ class S2DMPipeline(DiffusionPipeline):
             sample_size=settings.sample_size,
             text_max_length=encoder.max_length,
             prompt_encoder=None if saved else encoder,
+            reference_condition=settings.reference_condition,
         )
 
     def to_s2dm(self, **overrides: Any) -> S2DM:
@@ -161,7 +170,7 @@ class S2DMPipeline(DiffusionPipeline):
             guidance_mode=config.guidance_mode, guidance_scale=config.guidance_scale,
             text_guidance_scale=config.text_guidance_scale, flow_guidance_scale=config.flow_guidance_scale,
             num_inference_steps=config.num_inference_steps, eta=config.eta,
-            sample_noise_sharing=config.noise_sharing,
+            sample_noise_sharing=config.noise_sharing, reference_condition=config.reference_condition,
         )
         model = S2DM(unet=self.unet, text_encoder=self.prompt_encoder,
                      noise_scheduler=DDPMScheduler.from_config(self.scheduler.config), vae=self.vae,
@@ -232,6 +241,20 @@ class S2DMPipeline(DiffusionPipeline):
         size = size if isinstance(size, int) else size[0]
         return (self.unet.config.out_channels, size, size)
 
+    def frame_size(self) -> int:
+        """h = w of the generated frames in pixels (x_0's size times the VAE's factor)."""
+        return self.frame_shape()[-1] * vae_size_factor(self.vae)
+
+    def encode_image(self, image: ReferenceImage | None, num_videos: int, device: torch.device) -> torch.Tensor | None:
+        """x_0 (B, C, h, w) of the first frame ``image`` (resized to :meth:`frame_size`), or None (no image)."""
+        check_reference_use(self.config.reference_condition, image)
+        if image is None:
+            return None
+        pixels = reference_image_tensor(image, self.frame_size())
+        if pixels.shape[0] not in (1, num_videos):
+            raise ValueError(f"got {pixels.shape[0]} images for {num_videos} prompts (give one, or one per prompt)")
+        return encode_reference(self.vae, pixels.to(device)).expand(num_videos, -1, -1, -1)
+
     def encode_prompt(self, prompts: list[str], device: torch.device) -> TextCondition:
         """Hidden states and mask of the prompts and of the empty prompt, on ``device``."""
         encoder = self.prompt_encoder
@@ -272,6 +295,7 @@ class S2DMPipeline(DiffusionPipeline):
         generator: torch.Generator | list[torch.Generator] | None = None,
         output_type: OutputType = "np",
         return_dict: bool = True,
+        image: ReferenceImage | None = None,
     ) -> S2DMPipelineOutput | tuple:
         """Generate one video per prompt, its motion given by ``flows``.
 
@@ -288,6 +312,11 @@ class S2DMPipeline(DiffusionPipeline):
                 ``torch.Generator().manual_seed(sampling_seed + k)``, on any device.
             output_type: ``np``, ``pt``, ``pil`` or ``latent`` (see :class:`S2DMPipelineOutput`).
             return_dict: False returns ``(frames,)``.
+            image: image-to-video: the first frame, for a model trained with ``reference_condition``: a PIL
+                image, an array (H, W, 3) uint8 / float in [0, 1], or a tensor (B or 1, 3, H, W) in [-1, 1]
+                (or lists / batches, one per prompt); resized to the model's frame size. Kept in the
+                conditional guidance branch, dropped with text and flow in the unconditional one. None
+                with a reference model: the reference is dropped. An error for a model without one.
         """
         prompts = [prompt] if isinstance(prompt, str) else [str(p) for p in prompt]
         if not prompts:
@@ -296,11 +325,13 @@ class S2DMPipeline(DiffusionPipeline):
             raise ValueError(f"output_type must be 'np', 'pt', 'pil' or 'latent', got {output_type!r}")
         condition = self.check_flows(flows, occlusions, len(prompts))
         config = self.config
+        device = self._execution_device
+        reference = self.encode_image(image, len(prompts), device)
         guidance = GuidanceSettings(config.guidance_mode, config.guidance_scale if guidance_scale is None
                                     else guidance_scale, config.text_guidance_scale, config.flow_guidance_scale)
-        device = self._execution_device
         text = self.encode_prompt(prompts, device)
-        denoise = guided_denoiser(self.unet, self.flow_conditioner, guidance, text, condition, device)
+        denoise = guided_denoiser(self.unet, self.flow_conditioner, guidance, text, condition, device,
+                                  config.reference_condition, reference)
         x0 = sector_ddim_sample(
             denoise,
             DDIMScheduler.from_config(self.scheduler.config),

@@ -6,7 +6,9 @@
 (c) eps_theta samples all frames from the SAME z_T, given tau and F-hat.
 
 With ``reference_flows`` step (b) is skipped: the flows of another video drive the motion
-(video-to-video motion transfer: the motion of one video, the caption of another).
+(video-to-video motion transfer: the motion of one video, the caption of another). With ``image``
+(image-to-video, an S2DM trained with ``reference_condition``) step (a) is skipped: the image is I_ref,
+and step (c) is conditioned on it too.
 """
 
 from __future__ import annotations
@@ -22,8 +24,11 @@ import torch
 from s2dm_lightning.config import load_module
 from s2dm_lightning.flow_format import FLOW_CHANNELS, identity_condition, resize_condition
 from s2dm_lightning.models.flow_generator import FlowGenerator
+from s2dm_lightning.models.frame_size import vae_size_factor
+from s2dm_lightning.models.reference_condition import check_reference_use
 from s2dm_lightning.models.s2dm import S2DM
 from s2dm_lightning.pipelines.motion import FLOW_STREAM_OFFSET, flows_from_video  # noqa: F401 (re-exported)
+from s2dm_lightning.pipelines.reference_image import reference_image_tensor
 
 
 @dataclass
@@ -33,7 +38,7 @@ class TextToVideoOutput:
     Attributes:
         frames: the videos (B, F, 3, H, W) in [-1, 1].
         flows: the flows that conditioned step (c), (B, F, 3, h, w) at the S2DM's flow size.
-        reference_frames: I_ref of step (a), (B, 3, H, W) in [-1, 1].
+        reference_frames: I_ref of step (a) (or the given image), (B, 3, H, W) in [-1, 1].
         initial_noise: z_T, (B, C, H', W') in the S2DM's diffusion space, used by (a) and (c).
         prompts: the prompts, one per video.
         seeds: the seed of each video (everything of video k is drawn from seeds[k]).
@@ -109,6 +114,7 @@ class TwoStageTextToVideo:
         progress: bool = False,
         num_inference_steps: int | None = None,
         guidance_scale: float | None = None,
+        image: torch.Tensor | None = None,
     ) -> TextToVideoOutput:
         """Generate one video per prompt.
 
@@ -123,11 +129,15 @@ class TwoStageTextToVideo:
             progress: show DDIM progress bars.
             num_inference_steps: DDIM steps of both models (None: each model's own setting).
             guidance_scale: S2DM's joint guidance scale (None: its own setting).
+            image: the first frame (B or 1, 3, H, W) in [-1, 1] (image-to-video; resized to the generated
+                frame size): replaces step (a). Needs an S2DM with ``reference_condition``; such a model
+                without an image samples with its reference dropped.
         """
         prompts = [prompts] if isinstance(prompts, str) else [str(p) for p in prompts]
         if not prompts:
             raise ValueError("need at least one prompt")
         b, s2dm = len(prompts), self.s2dm
+        check_reference_use(s2dm.hparams.reference_condition, image)
         seeds = [int(seed) + k for k in range(b)] if isinstance(seed, int) else [int(s) for s in seed]
         if len(seeds) != b:
             raise ValueError(f"got {len(seeds)} seeds for {b} prompts")
@@ -145,10 +155,14 @@ class TwoStageTextToVideo:
         generator, z_t = s2dm_streams()
         z_t = z_t.to(s2dm.device)
 
-        # (a) the reference frame from z_T with the identity flow f^1
-        first = {"caption": prompts, "flow": self.identity_flows(b, 1)}
-        reference = s2dm.sample_videos(first, generator=generator, initial_noise=z_t, noise_sharing="shared",
-                                       progress=progress, sampling=s2dm_sampling)[:, 0]
+        # (a) the reference frame from z_T with the identity flow f^1 (or the given first frame)
+        if image is None:
+            first = {"caption": prompts, "flow": self.identity_flows(b, 1)}
+            reference = s2dm.sample_videos(first, generator=generator, initial_noise=z_t, noise_sharing="shared",
+                                           progress=progress, sampling=s2dm_sampling)[:, 0]
+        else:
+            size = frame_shape[-1] * vae_size_factor(s2dm.vae)
+            reference = reference_image_tensor(image, size).to(s2dm.device).expand(b, -1, -1, -1)
 
         # (b) the flow sequence from I_ref and tau (or the flows of another video), from its own streams
         if reference_flows is None:
@@ -167,7 +181,8 @@ class TwoStageTextToVideo:
         # conditioned on tau and the flows: frame 1 (identity flow) reproduces the reference frame
         generator, _ = s2dm_streams()
         frames = s2dm.sample_videos({"caption": prompts, "flow": flows}, generator=generator, initial_noise=z_t,
-                                    noise_sharing="shared", progress=progress, sampling=s2dm_sampling)
+                                    noise_sharing="shared", progress=progress, sampling=s2dm_sampling,
+                                    image=None if image is None else reference)
         return TextToVideoOutput(frames.cpu(), flows.cpu(), reference.cpu(), z_t.cpu(), prompts, seeds)
 
     @staticmethod

@@ -47,3 +47,38 @@ def test_unknown_motion_formula(tmp_path):
     last = _last_line(result)
     assert last.startswith("ValueError") and "--motion='spin:3'" in last and "unknown motion 'spin'" in last
     assert "translate:DX,DY" in last and not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow  # a CLI subprocess
+def test_reference_image_unreadable(tmp_path):
+    not_an_image = tmp_path / "first.png"
+    not_an_image.write_text("not a png")
+    result = _sample("--pipeline=does/not/matter", "--motion=zoom:2", f"--image={not_an_image}",
+                     f"--output_dir={tmp_path / 'out'}")
+    assert result.returncode != 0
+    last = _last_line(result)
+    assert last.startswith("ValueError") and f"--image: '{not_an_image}' is not a readable image" in last
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow  # a CLI subprocess
+def test_reference_image_without_reference_condition(tmp_path):
+    import numpy as np
+    import PIL.Image
+
+    from s2dm_lightning.config import load_module
+    from s2dm_lightning.models import S2DM
+    from tests.pipelines.conftest import S2DM_YAML
+
+    config = tmp_path / "s2dm.yaml"
+    config.write_text(S2DM_YAML)  # reference_condition: none (the default)
+    checkpoint = tmp_path / "s2dm.ckpt"
+    torch.save({"state_dict": load_module(config, None, S2DM).state_dict()}, checkpoint)
+    image = tmp_path / "first.png"
+    PIL.Image.fromarray(np.zeros((8, 8, 3), dtype=np.uint8)).save(image)
+    result = _sample(f"--s2dm_config={config}", f"--s2dm_ckpt={checkpoint}", "--motion=zoom:2", f"--image={image}",
+                     f"--output_dir={tmp_path / 'out'}")
+    assert result.returncode != 0
+    last = _last_line(result)
+    assert last.startswith("ValueError") and "model.init_args.reference_condition='none'" in last, result.stderr[-2000:]
+    assert not (tmp_path / "out").exists()

@@ -63,7 +63,8 @@ def test_a_config_yaml_of_another_model_is_not_used(tmp_path):
 def test_modules_without_declared_keys_treat_nested_classes_as_architecture():
     assert architecture_keys("s2dm_lightning.models.S2DM", {})[1:] == ("unet", "vae", "text_encoder.class_path",
                                                                      "noise_scheduler", "sample_size", "flow_fusion",
-                                                                     "flow_size", "flow_patch_size")
+                                                                     "flow_size", "flow_patch_size",
+                                                                     "reference_condition")
     assert architecture_keys("tests.NoSuchModule", {"unet": UNET, "lr": 1.0}) == ("_class_path", "unet")
 
 
