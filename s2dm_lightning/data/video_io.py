@@ -291,31 +291,41 @@ def _image_size(path: Path) -> tuple[int, int]:
     return height, width
 
 
-def _crop_in(crop: Sequence[float] | None, height: int, width: int, full: tuple[int, int], path: Path):
-    """The pixel box of ``crop`` (given for frames of size ``full``) in a height x width copy of them."""
+def _full_box(crop: Sequence[float] | None, height: int, width: int, path: Path) -> tuple[int, int, int, int]:
+    """The pixel box of ``crop`` in a height x width frame (the whole frame if None); errors name ``path``."""
     if crop is None:
         return 0, height, 0, width
     try:
-        crop = check_crop(crop)
-        if max(crop) > 1:  # a pixel box: the same fractions of the smaller copy
-            crop_box(crop, *full)  # must fit the full frames
-            crop = (crop[0] / full[0], crop[1] / full[0], crop[2] / full[1], crop[3] / full[1])
-        return crop_box(crop, height, width)
+        return crop_box(check_crop(crop), height, width)
     except ValueError as error:
         raise VideoReadError(path, str(error)) from error
+
+
+def _reduced_box(box: tuple[int, int, int, int], height: int, width: int, reduction: int):
+    """``box`` of the full frame in the 1/reduction decoded frame, or None if its edges are not on the
+    reduced pixel grid (then the reduced crop would cover a shifted area)."""
+    top, bottom, left, right = box
+    if top % reduction or left % reduction:
+        return None
+    if (bottom % reduction and bottom != height) or (right % reduction and right != width):
+        return None
+    return top // reduction, math.ceil(bottom / reduction), left // reduction, math.ceil(right / reduction)
 
 
 def jpeg_reduction(
     height: int, width: int, crop: Sequence[float] | None, shape_for: ShapeFor, path: Path = Path()
 ) -> tuple[int, tuple[int, int]]:
-    """(reduction, target): the largest of libjpeg's 8, 4, 2 whose decoded, cropped frame is still at
-    least the target size ``shape_for(cropped height, cropped width)`` in both sides, else 1."""
-    top, bottom, left, right = _crop_in(crop, height, width, (height, width), path)
-    target = shape_for(bottom - top, right - left)
+    """(reduction, target) for JPEG frames of height x width cut to ``crop``.
+
+    ``target = shape_for(cropped height, cropped width)``; ``reduction`` is the largest of libjpeg's
+    8, 4, 2 whose decoded, cropped frame is still at least the target in both sides (so the target is
+    at least 2x smaller) and on whose pixel grid the crop's edges lie; else 1 (full decoding).
+    """
+    box = _full_box(crop, height, width, path)
+    target = shape_for(box[1] - box[0], box[3] - box[2])
     for reduction in (8, 4, 2):
-        small = (math.ceil(height / reduction), math.ceil(width / reduction))  # libjpeg rounds up
-        top, bottom, left, right = _crop_in(crop, *small, (height, width), path)
-        if bottom - top >= target[0] and right - left >= target[1]:
+        small = _reduced_box(box, height, width, reduction)
+        if small is not None and small[1] - small[0] >= target[0] and small[3] - small[2] >= target[1]:
             return reduction, target
     return 1, target
 
@@ -324,12 +334,13 @@ def _gray_folder(folder: Path, shape_for: ShapeFor, crop: Sequence[float] | None
     files = _folder_frames(folder)
     height, width = _image_size(files[0])
     all_jpeg = all(f.suffix.lower() in (".jpg", ".jpeg") for f in files)
+    box = _full_box(crop, height, width, folder)
     if all_jpeg:
         reduction, target = jpeg_reduction(height, width, crop, shape_for, folder)
     else:  # PNG has no reduced decoding
-        reduction, target = 1, shape_for(*_cropped_size(crop, height, width, folder))
-    decoded = (math.ceil(height / reduction), math.ceil(width / reduction))
-    top, bottom, left, right = _crop_in(crop, *decoded, (height, width), folder)
+        reduction, target = 1, shape_for(box[1] - box[0], box[3] - box[2])
+    decoded = (math.ceil(height / reduction), math.ceil(width / reduction))  # libjpeg rounds up
+    top, bottom, left, right = _reduced_box(box, height, width, reduction)
     out = np.empty((len(files), *target), dtype=np.uint8)
     for i, file in enumerate(files):
         _check_image_file(file)
@@ -348,11 +359,6 @@ def _gray_folder(folder: Path, shape_for: ShapeFor, crop: Sequence[float] | None
     return out
 
 
-def _cropped_size(crop: Sequence[float] | None, height: int, width: int, path: Path) -> tuple[int, int]:
-    top, bottom, left, right = _crop_in(crop, height, width, (height, width), path)
-    return bottom - top, right - left
-
-
 def _gray_video_file(path: Path, shape_for: ShapeFor, crop: Sequence[float] | None) -> np.ndarray:
     length = len(_open_decord(path))  # the frame count training checks against; names a corrupt file
     capture = cv2.VideoCapture(str(path))
@@ -364,7 +370,7 @@ def _gray_video_file(path: Path, shape_for: ShapeFor, crop: Sequence[float] | No
                 break
             gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
             if not out:
-                top, bottom, left, right = _crop_in(crop, *gray.shape, gray.shape, path)
+                top, bottom, left, right = _full_box(crop, *gray.shape, path)
                 target = shape_for(bottom - top, right - left)
             out.append(resize_gray(gray[top:bottom, left:right], target))
     finally:
