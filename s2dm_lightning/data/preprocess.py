@@ -8,6 +8,7 @@ processes end with the process that started them, even when it is killed with SI
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import os
 import select
@@ -23,9 +24,9 @@ from typing import TYPE_CHECKING, Any
 import torch
 from tqdm.auto import tqdm
 
-from s2dm_lightning.data.flow import FlowSettings, estimate_flow_sequence
+from s2dm_lightning.data.flow import FlowSettings, estimate_gray_sequence, estimation_shape
 from s2dm_lightning.data.flow_cache import FlowCache
-from s2dm_lightning.data.video_io import read_video
+from s2dm_lightning.data.video_io import read_gray_video
 
 if TYPE_CHECKING:
     from s2dm_lightning.data.datasets import VideoRecord
@@ -57,10 +58,11 @@ def _compute(
 ) -> tuple[str, torch.Tensor | None, str | None]:
     """Flows for one video (frames cut to ``crop`` first); never raises, so one bad video cannot stop a run."""
     try:
-        frames = read_video(path, crop=crop)
-        if len(frames) < 2:
-            return video_id, None, f"'{path}' has {len(frames)} frame(s); at least 2 are needed"
-        return video_id, estimate_flow_sequence(frames, settings), None
+        # Gray frames at estimation size straight from the decoder: no full-size RGB copy.
+        gray = read_gray_video(path, functools.partial(estimation_shape, settings=settings), crop=crop)
+        if len(gray) < 2:
+            return video_id, None, f"'{path}' has {len(gray)} frame(s); at least 2 are needed"
+        return video_id, estimate_gray_sequence(gray, settings), None
     except Exception as error:
         return video_id, None, f"{type(error).__name__}: {error}"
 

@@ -144,3 +144,22 @@ def test_video_batch_flows_are_each_clips_sequence_and_settings_follow_the_maps(
         flow_settings_for(flows, FlowSettings(flow_size=16))
     with pytest.raises(ValueError, match="square"):
         flow_settings_for(flows[..., :6], None)
+
+
+def test_gray_sequence_prepares_frame_zero_once_without_changing_the_flows():
+    # estimate_gray_sequence prepares frame 0 (float copy, pixel grid) once for all pairs; pair by pair
+    # through the public estimate_raw_pair (which prepares it again each time) must give the same
+    # conditions. Same operations on the same arrays, nothing batched: equal to float32 rounding.
+    from s2dm_lightning.data.flow import PairFlows, estimate_gray_sequence, estimate_raw_pair, flows_to_condition
+
+    settings = FlowSettings(flow_size=8)
+    gray = moving_texture_video(num_frames=5, size=48, step=2)[..., 0]
+    sequence = estimate_gray_sequence(np.ascontiguousarray(gray), settings)
+    previous: PairFlows | None = None
+    for i in range(1, len(gray)):
+        flows = estimate_raw_pair(gray[0], gray[i], settings, previous)
+        grid, occlusion = flows_to_condition(flows, settings)
+        assert torch.allclose(sequence[i, :2], grid, atol=1e-6) and torch.allclose(sequence[i, 2:], occlusion, atol=1e-6)
+        previous = flows
+    assert torch.equal(sequence[0], identity_condition(8, 8))
+    assert (sequence[-1, 0] - identity_condition(8, 8)[0]).abs().mean() > 0.1  # it saw the 8 px pan

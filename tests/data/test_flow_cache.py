@@ -43,3 +43,15 @@ def test_safe_distinct_file_names(tmp_path):
     assert all(p.parent == tmp_path and p.suffix == ".pt" for p in paths)
     cache.save("s01/anger/take000", random_conditions(2, 8))
     assert cache.has("s01/anger/take000") and not cache.has("s01_anger_take000")
+
+
+def test_cache_of_an_older_flow_version_is_recomputed(tmp_path):
+    # Version 3 decodes JPEG frames to gray at reduced scale: flows differ slightly from version 2's,
+    # so a version-2 cache must not be reused.
+    assert FlowSettings().version == 3
+    old = FlowSettings(flow_size=8, version=2)
+    FlowCache(tmp_path, old).save("a", random_conditions(3, 8))
+    assert FlowCache(tmp_path, old).has("a")  # same version: kept
+    current = FlowCache(tmp_path, FlowSettings(flow_size=8))
+    assert not current.has("a") and not (tmp_path / "a.pt").exists()
+    assert json.loads((tmp_path / "meta.json").read_text())["settings"]["version"] == 3
