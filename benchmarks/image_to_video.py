@@ -55,7 +55,8 @@ from s2dm_lightning.metrics.functional import mean_std
 from s2dm_lightning.metrics.functional_reconstruction import image_to_video_psnr
 from s2dm_lightning.models import S2DM
 from s2dm_lightning.models.diffusion_module import evaluation_seeds
-from s2dm_lightning.synthetic.motion import background_change, track_errors
+from s2dm_lightning.synthetic.motion import background_change, caption_color, track_errors
+from s2dm_lightning.synthetic.world import read_ground_truth
 from s2dm_lightning.video_files import write_png
 from s2dm_lightning.visualization import contact_sheet, to_uint8_video
 
@@ -102,9 +103,15 @@ def _generators(model: S2DM, batch: Batch, batch_idx: int, seed: int) -> list[to
     return [torch.Generator().manual_seed(s) for s in seeds]
 
 
+def without_reference(batch: Batch) -> Batch:
+    """The batch without its frames: ``sample_videos`` would otherwise condition a reference model on frame 1."""
+    return {key: value for key, value in batch.items() if key not in ("frames", "latent_mean", "latent_std")}
+
+
 def random_method(model: S2DM) -> Method:
-    """S2DM from a random z_T, as ``predict`` samples; no image."""
-    return lambda batch, batch_idx, seed: model.sample_videos(batch, _generators(model, batch, batch_idx, seed))
+    """S2DM from a random z_T, as ``predict`` samples; no image (a reference model's reference dropped)."""
+    return lambda batch, batch_idx, seed: model.sample_videos(without_reference(batch),
+                                                              _generators(model, batch, batch_idx, seed))
 
 
 def reference_method(model: S2DM) -> Method:
@@ -124,16 +131,21 @@ def inversion_method(model: S2DM, steps: int, fixed_point_iterations: int) -> Me
         denoise = model.make_denoiser(list(batch["caption"]), batch["flow"][:, :1], sampling.guidance)
         scheduler = DDIMScheduler.from_config(model.noise_scheduler.config)
         z_t = ddim_invert(denoise, first, scheduler, steps, fixed_point_iterations)[:, 0]
-        return model.sample_videos(batch, initial_noise=z_t, sampling=sampling)
+        return model.sample_videos(without_reference(batch), initial_noise=z_t, sampling=sampling)
     return sample
 
 
-def score(generated: torch.Tensor, batch: Batch) -> list[dict[str, float]]:
-    """The measures of each video of a batch."""
+def score(generated: torch.Tensor, batch: Batch, truth_root: Path | None = None,
+          by_color: bool = False) -> list[dict[str, float]]:
+    """The measures of each video of a batch; visible/occluded pixels from the world's ground-truth
+    occlusion maps when ``truth_root`` holds them (non-default worlds), else from the estimated ones;
+    ``by_color``: track only the captioned shape's colour (a world where a second shape enters)."""
     real, flow = batch["frames"], batch["flow"]
+    if truth_root is not None:
+        flow = torch.stack([torch.from_numpy(read_ground_truth(truth_root, v)) for v in batch["video_id"]])
     generated = generated.cpu().float()
     psnr = image_to_video_psnr(generated, real, flow)
-    error, _ = track_errors(generated, real)
+    error, _ = track_errors(generated, real, [caption_color(c) for c in batch["caption"]] if by_color else None)
     change = background_change(generated, real)
     return [{"psnr_first_frame": float(psnr["first_frame"][i]), "psnr_visible": float(psnr["visible"][i]),
              "psnr_occluded": float(psnr["occluded"][i]), "occluded_fraction": float(psnr["occluded_fraction"][i]),
@@ -233,22 +245,27 @@ def load_test_batches(data_config: str, data_root: str | None, batch_size: int) 
     return list(data.test_dataloader())
 
 
-def build_methods(checkpoints: list[tuple[str, Path]], steps: int, fixed_point_iterations: int,
-                  device: str) -> list[tuple[str, str, Method, bool]]:
-    """(row, checkpoint, method, seeded) for warp and every checkpoint's rows."""
+def build_methods(checkpoints: list[tuple[str, Path]], steps: int, fixed_point_iterations: list[int],
+                  device: str, reference_only: set[str] = frozenset()) -> list[tuple[str, str, Method, bool]]:
+    """(row, checkpoint, method, seeded) for warp and every checkpoint's rows.
+
+    A reference model gives its reference row and, unless its name is in ``reference_only``, the
+    no-image rows (random z_T, inversion) with its reference dropped; other models the no-image rows."""
     methods: list[tuple[str, str, Method, bool]] = [("warp", "", warp_method, False)]
     for name, path in checkpoints:
         model = load_module(run_config_path(path), path, S2DM, "--checkpoint").to(device)
         condition = reference_condition(model)
+        dropped = ""
         if condition != "none":
             methods.append((f"reference {condition} ({name})", str(path), reference_method(model), True))
-            methods.append((f"random z_T, no reference ({name})", str(path), random_method(model), True))
-            continue
-        methods.append((f"random z_T ({name})", str(path), random_method(model), True))
-        methods.append((f"inversion {steps} ({name})", str(path), inversion_method(model, steps, 0), False))
-        if fixed_point_iterations:
-            methods.append((f"inversion {steps} + {fixed_point_iterations} fixed-point ({name})", str(path),
-                            inversion_method(model, steps, fixed_point_iterations), False))
+            if name in reference_only:
+                continue
+            dropped = ", reference dropped"
+        methods.append((f"random z_T ({name}{dropped})", str(path), random_method(model), True))
+        for iterations in fixed_point_iterations:
+            refined = f" + {iterations} fixed-point" if iterations else ""
+            methods.append((f"inversion {steps}{refined} ({name}{dropped})", str(path),
+                            inversion_method(model, steps, iterations), False))
     return methods
 
 
@@ -261,7 +278,13 @@ def main(argv: list[str] | None = None) -> None:
                         help="an S2DM checkpoint; repeat a NAME for several training seeds of one method")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="sampling seeds (runs)")
     parser.add_argument("--inversion_steps", type=int, default=20)
-    parser.add_argument("--fixed_point_iterations", type=int, default=2, help="0 leaves out the refined row")
+    parser.add_argument("--fixed_point_iterations", type=int, nargs="+", default=[0, 2],
+                        help="one inversion row per value (0: plain DDIM inversion)")
+    parser.add_argument("--reference_only", nargs="*", default=[], metavar="NAME",
+                        help="reference models of these names give only their reference row")
+    parser.add_argument("--visibility", choices=["auto", "estimated", "ground_truth"], default="auto",
+                        help="occlusion maps that split visible/occluded pixels in scoring "
+                             "(auto: the world's ground truth where it has one)")
     parser.add_argument("--batch_size", type=int, default=4, help="videos per sampling call")
     parser.add_argument("--num_videos", type=int, default=None, help="only the first N test videos (smoke runs)")
     parser.add_argument("--sheet_videos", type=int, default=3)
@@ -277,7 +300,11 @@ def main(argv: list[str] | None = None) -> None:
     batches = load_test_batches(args.data_config or WORLD_CONFIGS[args.world], args.data_root, args.batch_size)
     if args.num_videos is not None:
         batches = first_videos(batches, args.num_videos)
-    methods = build_methods(args.checkpoint, args.inversion_steps, args.fixed_point_iterations, args.device)
+    methods = build_methods(args.checkpoint, args.inversion_steps, args.fixed_point_iterations, args.device,
+                            set(args.reference_only))
+    truth_root = None
+    if args.visibility == "ground_truth" or (args.visibility == "auto" and args.world != "default"):
+        truth_root = Path(args.data_root or load_datamodule(args.data_config or WORLD_CONFIGS[args.world]).root)
     per_video: list[dict[str, Any]] = []
     shown: dict[str, list[torch.Tensor]] = {}
     for row, checkpoint, method, seeded in methods:
@@ -285,7 +312,7 @@ def main(argv: list[str] | None = None) -> None:
             with torch.no_grad():
                 for index, batch in enumerate(batches):
                     generated = method(batch, index, seed or 0).cpu().float()
-                    for video_id, caption, values in zip(batch["video_id"], batch["caption"], score(generated, batch),
+                    for video_id, caption, values in zip(batch["video_id"], batch["caption"], score(generated, batch, truth_root, args.world != "default"),
                                                          strict=True):
                         per_video.append({"row": row, "checkpoint": checkpoint, "seed": seed, "video_id": video_id,
                                           "caption": caption, **values})
@@ -300,6 +327,7 @@ def main(argv: list[str] | None = None) -> None:
     report = {"world": args.world, "data_root": args.data_root, "seeds": args.seeds,
               "checkpoints": [[name, str(path)] for name, path in args.checkpoint],
               "inversion_steps": args.inversion_steps, "fixed_point_iterations": args.fixed_point_iterations,
+              "visibility": "ground_truth" if truth_root else "estimated",
               "summary": table, "per_video": per_video, "minutes": round((time.time() - start) / 60, 1)}
     atomic_write_text(output.with_suffix(".json"), json.dumps(report, indent=2, allow_nan=True))
     sheet = sheet_image(batches, sheet_columns(shown), args.sheet_videos, [f - 1 for f in args.sheet_frames], args.scale)
