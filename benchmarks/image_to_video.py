@@ -269,6 +269,23 @@ def build_methods(checkpoints: list[tuple[str, Path]], steps: int, fixed_point_i
     return methods
 
 
+def combine(paths: list[str], output: Path) -> None:
+    """Write OUTPUT.md/.json from several runs' JSON; a row scored twice (e.g. warp) counts once."""
+    reports = [json.loads(Path(path).read_text()) for path in paths]
+    worlds = {report["world"] for report in reports}
+    if len(worlds) != 1:
+        raise SystemExit(f"--combine: the runs are of different worlds {sorted(worlds)}")
+    unique = {(v["row"], v["checkpoint"], v["seed"], v["video_id"]): v for r in reports for v in r["per_video"]}
+    per_video = list(unique.values())
+    table = summarize(per_video)
+    text = (f"Image-to-video, world {worlds.pop()}, {len({v['video_id'] for v in per_video})} test videos, "
+            f"combined from {len(paths)} runs\n\n" + markdown_table(table))
+    print(text)
+    atomic_write_text(output.with_suffix(".md"), text)
+    atomic_write_text(output.with_suffix(".json"), json.dumps(
+        {"combined": paths, "summary": table, "per_video": per_video}, indent=2, allow_nan=True))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--world", choices=sorted(WORLD_CONFIGS), default="default")
@@ -293,7 +310,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (the machine is shared)")
     parser.add_argument("--output", default=None, help="path prefix (default outputs/image_to_video_WORLD)")
+    parser.add_argument("--combine", nargs="+", default=None, metavar="JSON",
+                        help="no sampling: one table from the per-video results of earlier runs (one world), "
+                             "e.g. one run per training seed")
     args = parser.parse_args(argv)
+    if args.combine:
+        combine(args.combine, Path(args.output or f"outputs/image_to_video_{args.world}"))
+        return
     torch.set_num_threads(args.threads)
     output = Path(args.output or f"outputs/image_to_video_{args.world}")
     start = time.time()

@@ -75,8 +75,8 @@ class _ReferenceModel:
         reference_condition = "warped"
 
     def sample_videos(self, batch, generator=None, image=None):
-        self.image, self.seeds = image, [g.initial_seed() for g in generator]
-        return batch["frames"]
+        self.batch, self.image, self.seeds = batch, image, [g.initial_seed() for g in generator]
+        return torch.zeros(len(batch["caption"]), 4, 3, SIZE, SIZE)
 
 
 def test_reference_rows_give_the_model_frame_1_and_the_run_seeds() -> None:
@@ -87,3 +87,32 @@ def test_reference_rows_give_the_model_frame_1_and_the_run_seeds() -> None:
     assert torch.equal(model.image, frames[:, 0])
     assert model.seeds == [2 * 100003 + 4, 2 * 100003 + 5]  # run 2, videos 4 and 5: as `predict --n_runs`
     assert benchmark.reference_condition(model) == "warped"
+
+
+def test_no_image_rows_give_a_reference_model_no_frames() -> None:
+    # sample_videos conditions a reference model on the batch's frame 1 when the batch has frames:
+    # the random-z_T row must not pass them, or it would be an image-to-video row in disguise.
+    batch = {"frames": torch.rand(2, 4, 3, SIZE, SIZE), "flow": torch.rand(2, 4, 3, SIZE, SIZE),
+             "caption": ["a", "b"], "sample_index": torch.tensor([0, 1])}
+    model = _ReferenceModel()
+    benchmark.random_method(model)(batch, 0, 0)
+    assert "frames" not in model.batch and model.image is None
+    assert model.batch["flow"] is batch["flow"] and model.batch["caption"] == ["a", "b"]
+
+
+def test_combine_counts_a_row_scored_by_several_runs_once(tmp_path: Path) -> None:
+    def video(row: str, checkpoint: str, psnr: float, video_id: str = "v0") -> dict:
+        return {"row": row, "checkpoint": checkpoint, "seed": None if row == "warp" else 0, "video_id": video_id,
+                **{measure: psnr for measure in benchmark.MEASURES}}
+    runs = []
+    for k, psnr in enumerate([20.0, 24.0]):  # two training seeds of one method, each run also scoring warp
+        path = tmp_path / f"run{k}.json"
+        path.write_text(json.dumps({"world": "default", "per_video": [
+            video("warp", "", 40.0), video("warp", "", 40.0, "v1"), video("ref (m)", f"m{k}.ckpt", psnr)]}))
+        runs.append(str(path))
+    output = tmp_path / "combined"
+    benchmark.main(["--combine", *runs, "--output", str(output)])
+    report = json.loads(output.with_suffix(".json").read_text())
+    assert sum(v["row"] == "warp" for v in report["per_video"]) == 2  # v0 and v1, once each
+    ref = report["summary"]["ref (m)"]["psnr_visible"]
+    assert (ref["mean"], ref["n"], ref["across"]) == (22.0, 2, "checkpoints")
