@@ -22,7 +22,9 @@ Batches: the config's data module (real clips, its batch size) when its ``root``
 
 Printed: median s/step of each option after ``--warmup`` steps and its ratio to ``baseline``; the loss
 curve check (same seed, same batches): mean loss over the last ``--last`` steps and the largest relative
-difference of the ``--smooth``-step moving average from the baseline's. Not a test: compare within a run.
+difference of the ``--smooth``-step moving average from the baseline's; with ``--reference_seed`` the
+baseline trained with other noise draws shows how far the curves move from the seed alone. Not a test:
+compare numbers within one run.
 """
 
 from __future__ import annotations
@@ -32,13 +34,12 @@ import copy
 import itertools
 import statistics
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import nullcontext
 from pathlib import Path
 
 import lightning as L
 import torch
-
 from bench_training import build, random_batch
 
 OPTIONS = ("baseline", "channels_last", "bf16", "channels_last+bf16", "compile", "compile+bf16",
@@ -54,7 +55,8 @@ class OptionRun:
     """One option's copy of the model, optimiser, schedule and noise generator, and its step timings."""
 
     def __init__(self, name: str, template: L.LightningModule, seed: int) -> None:
-        self.name, self.parts = name, set(name.split("+"))
+        self.parts = set(name.split("+"))
+        self.name = name if seed == 0 else f"{name}, noise seed {seed}"
         self.model = copy.deepcopy(template).train()
         if "channels_last" in self.parts:
             self.model.unet.to(memory_format=torch.channels_last)
@@ -96,7 +98,10 @@ def moving_average(values: list[float], window: int) -> list[float]:
 
 def report(runs: list[OptionRun], warmup: int, last: int, smooth: int, header: str) -> None:
     base = runs[0]
-    median: Callable[[OptionRun], float] = lambda r: statistics.median(r.seconds[warmup:])
+
+    def median(run: OptionRun) -> float:
+        return statistics.median(run.seconds[warmup:])
+
     base_avg = moving_average(base.losses, smooth)
     print(header)
     print(f"| option | s/step (median) | speed-up vs baseline | first step (s) | mean loss, last {last} steps "
@@ -104,7 +109,7 @@ def report(runs: list[OptionRun], warmup: int, last: int, smooth: int, header: s
     print("|---|---|---|---|---|---|")
     for run in runs:
         avg = moving_average(run.losses, smooth)
-        diff = max(abs(a - b) / b for a, b in zip(avg, base_avg)) if avg else float("nan")
+        diff = max(abs(a - b) / b for a, b in zip(avg, base_avg, strict=True)) if avg else float("nan")
         print(f"| {run.name} | {median(run):.3f} | {median(base) / median(run):.2f}x | {run.seconds[0]:.1f} "
               f"| {statistics.fmean(run.losses[-last:]):.4f} | {100 * diff:.1f}% |")
 
@@ -119,7 +124,9 @@ def main() -> None:
     parser.add_argument("--last", type=int, default=50, help="steps of the final mean loss")
     parser.add_argument("--smooth", type=int, default=25, help="window of the moving-average loss curve")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 = steady on a shared machine)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of every option's noise generator")
+    parser.add_argument("--reference_seed", type=int,
+                        help="also run the baseline with this noise seed (the others use 0): the loss curves' "
+                             "spread from the seed alone, the yardstick of the loss-curve check")
     parser.add_argument("--data_root", help="the data module's root (default: the config's)")
     args = parser.parse_args()
     if args.steps <= args.warmup:
@@ -129,9 +136,11 @@ def main() -> None:
     template, data = build(args.config, overrides)
     use_data = Path(data.root).is_dir() and any(Path(data.root).iterdir())
     names = ["baseline"] + [name for name in args.options if name != "baseline"]
-    runs = [OptionRun(name, template, args.seed) for name in names]
+    runs = [OptionRun(name, template, 0) for name in names]
+    if args.reference_seed is not None:
+        runs.append(OptionRun("baseline", template, args.reference_seed))
     start = time.perf_counter()
-    for _, batch in zip(range(args.steps), batches(data, template, use_data)):
+    for _, batch in zip(range(args.steps), batches(data, template, use_data), strict=False):
         for run in runs:
             run.step(batch)
     frames = data.batch_size * (template.hparams.frames_per_step or data.num_frames)
