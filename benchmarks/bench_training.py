@@ -18,8 +18,9 @@ from s2dm_lightning.cli import S2DMCLI
 from s2dm_lightning.flow_format import identity_condition
 
 
-def build(config: str):
-    cli = S2DMCLI(args=["--config", config, "--trainer.logger=false"], run=False)
+def build(config: str, overrides: list[str] | None = None):
+    """The model and data module of ``config`` (plus CLI ``overrides``), built as ``fit`` builds them."""
+    cli = S2DMCLI(args=["--config", config, "--trainer.logger=false", *(overrides or [])], run=False)
     return cli.model, cli.datamodule
 
 
