@@ -47,3 +47,13 @@ def test_unknown_motion_formula(tmp_path):
     last = _last_line(result)
     assert last.startswith("ValueError") and "--motion='spin:3'" in last and "unknown motion 'spin'" in last
     assert "translate:DX,DY" in last and not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow  # a CLI subprocess
+def test_sample_unknown_sampler(tmp_path):
+    result = _sample("--s2dm_config=not/read.yaml", "--s2dm_ckpt=not/read.ckpt", "--motion=zoom:2",
+                     "--sampler=DPMSolverMultistep", f"--output_dir={tmp_path / 'out'}")
+    assert result.returncode != 0
+    last = _last_line(result)
+    assert last.startswith("ValueError") and "--sampler='DPMSolverMultistep' is not a diffusers scheduler class" in last
+    assert "DPMSolverMultistepScheduler" in last and not (tmp_path / "out").exists()
