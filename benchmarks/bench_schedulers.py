@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Subset
 
 from s2dm_lightning.config import load_datamodule, load_module
 from s2dm_lightning.evaluation.features import quantize_to_uint8_levels
@@ -49,14 +49,14 @@ MEASURES = {"centroid_error_px": "centroid error (px) ↓", "flow_epe": "flow EP
             "warping_error": "warping error ↓", "drift": "background drift ↓"}
 
 
-def score_row(model: S2DM, data: Any, row: str, seed: int, batch_size: int) -> dict[str, float]:
-    """Sample every test clip with the row's scheduler and seed ``seed``; seconds and the four measures."""
+def score_row(model: S2DM, clips: Any, flow_settings: Any, row: str, seed: int, batch_size: int) -> dict[str, float]:
+    """Sample every clip of ``clips`` with the row's scheduler and seed ``seed``; seconds and the four measures."""
     _, sampler, options, steps, eta = ROWS[row]
     sampling = model.sampling.replace(sampler=sampler, sampler_options=options, num_inference_steps=steps, eta=eta)
-    metrics = {"flow_epe": FlowAdherence(flow_settings=getattr(data, "flow_settings", None)),
+    metrics = {"flow_epe": FlowAdherence(flow_settings=flow_settings),
                "warping_error": FlowWarpingError(), "drift": BackgroundDrift()}
     generated, real, seconds = [], [], 0.0
-    for batch in DataLoader(data.datasets["test"], batch_size=batch_size):
+    for batch in DataLoader(clips, batch_size=batch_size):
         generators = [torch.Generator().manual_seed(SEED_STRIDE * seed + int(k)) for k in batch["sample_index"]]
         start = time.perf_counter()
         videos = model.sample_videos(batch, generators, sampling=sampling)
@@ -96,6 +96,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS))
     parser.add_argument("--batch_size", type=int, default=20, help="videos per sampling call")
+    parser.add_argument("--num_videos", type=int, default=None, help="only the first N test clips (default: all)")
     parser.add_argument("--output", default="outputs/bench_schedulers.json")
     parser.add_argument("--merge", nargs="+", help="print one table from these result files instead of sampling")
     args = parser.parse_args(argv)
@@ -113,14 +114,19 @@ def main(argv: list[str] | None = None) -> None:
     data = load_datamodule(args.config, batch_size=args.batch_size)
     data.prepare_data()
     data.setup("test")
-    print(f"{len(data.datasets['test'])} test videos; config eta={model.sampling.eta}, "
+    clips = data.datasets["test"]
+    if args.num_videos is not None:
+        clips = Subset(clips, range(min(args.num_videos, len(clips))))
+    print(f"{len(clips)} of {len(data.datasets['test'])} test videos; config eta={model.sampling.eta}, "
           f"guidance {model.sampling.guidance}", flush=True)
     results: dict[str, dict[str, Any]] = {row: {} for row in args.rows}
     for seed in args.seeds:
         for row in args.rows:  # rows alternate within a seed, so slow phases of the machine hit all rows
-            results[row][str(seed)] = score_row(model, data, row, seed, args.batch_size)
+            results[row][str(seed)] = score_row(model, clips, getattr(data, "flow_settings", None), row, seed,
+                                                args.batch_size)
             print(f"seed {seed} {row}: {results[row][str(seed)]}", flush=True)
-            report = {"config": args.config, "ckpt": args.ckpt, "rows": {r: ROWS[r] for r in args.rows},
+            report = {"config": args.config, "ckpt": args.ckpt, "num_videos": len(clips),
+                      "rows": {r: ROWS[r] for r in args.rows},
                       "results": results}
             atomic_write_text(Path(args.output), json.dumps(report, indent=2))
     print(table(results))
