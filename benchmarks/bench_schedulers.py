@@ -47,6 +47,7 @@ ROWS: dict[str, tuple[str, str, dict[str, Any], int, float | None]] = {
 }
 MEASURES = {"centroid_error_px": "centroid error (px) ↓", "flow_epe": "flow EPE (px) ↓",
             "warping_error": "warping error ↓", "drift": "background drift ↓"}
+DIGITS = {"centroid_error_px": 3, "flow_epe": 3, "warping_error": 4, "drift": 4}
 
 
 def score_row(model: S2DM, clips: Any, flow_settings: Any, row: str, seed: int, batch_size: int) -> dict[str, float]:
@@ -72,14 +73,18 @@ def score_row(model: S2DM, clips: Any, flow_settings: Any, row: str, seed: int, 
 
 
 def table(results: dict[str, dict[str, dict[str, float]]]) -> str:
-    """Markdown: per row, time / DDIM-20 and each measure as mean ± std over the seeds."""
-    lines = ["| sampler | steps | time / DDIM-20 | " + " | ".join(MEASURES.values()) + " |",
-             "|---|---|---|" + "---|" * len(MEASURES)]
-    for row in [r for r in ROWS if r in results]:
+    """Markdown: per row, time / DDIM-20 and each measure as mean ± std over the seeds; the last column
+    says whether every measure (lower is better) is no worse than DDIM-20's mean + its seed-to-seed std."""
+    lines = ["| sampler | steps | time / DDIM-20 | " + " | ".join(MEASURES.values()) + " | as good as DDIM-20 |",
+             "|---|---|---|" + "---|" * (len(MEASURES) + 1)]
+    reference = {name: mean_std([v[name] for v in results["ddim20"].values()]) for name in MEASURES}
+    for row in [r for r in ROWS if results.get(r)]:
         per_seed = results[row]
         ratios = [per_seed[s]["seconds"] / results["ddim20"][s]["seconds"] for s in per_seed if s in results["ddim20"]]
-        cells = [_cell(mean_std(ratios), 2)]
-        cells += [_cell(mean_std([v[name] for v in per_seed.values()]), 3) for name in MEASURES]
+        stats = {name: mean_std([v[name] for v in per_seed.values()]) for name in MEASURES}
+        within = all(stats[n]["mean"] <= reference[n]["mean"] + (reference[n]["std"] or 0.0) for n in MEASURES)
+        cells = [_cell(mean_std(ratios), 2), *(_cell(stats[name], DIGITS[name]) for name in MEASURES),
+                 "yes" if within else "no"]
         lines.append(f"| {ROWS[row][0]} | {ROWS[row][3]} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
