@@ -142,7 +142,8 @@ def score(generated: torch.Tensor, batch: Batch, truth_root: Path | None = None,
     ``by_color``: track only the captioned shape's colour (a world where a second shape enters)."""
     real, flow = batch["frames"], batch["flow"]
     if truth_root is not None:
-        flow = torch.stack([torch.from_numpy(read_ground_truth(truth_root, v)) for v in batch["video_id"]])
+        flow = torch.stack([torch.from_numpy(read_ground_truth(truth_root, v))[indices]  # the clip's frames
+                            for v, indices in zip(batch["video_id"], batch["frame_indices"], strict=True)])
     generated = generated.cpu().float()
     psnr = image_to_video_psnr(generated, real, flow)
     error, _ = track_errors(generated, real, [caption_color(c) for c in batch["caption"]] if by_color else None)

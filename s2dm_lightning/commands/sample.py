@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from diffusers import DDPMScheduler
 
 from s2dm_lightning.callbacks.sample_videos import SHEET_ROW_PX
+from s2dm_lightning.diffusion import build_sampler
 from s2dm_lightning.io import atomic_torch_save, safe_file_stem
 from s2dm_lightning.pipelines.motion import parametric_flows, parse_motion
 from s2dm_lightning.pipelines.reference_image import load_reference_image
@@ -49,6 +51,9 @@ def sample(
     motion: str | None = None,
     guidance_scale: float | None = None,
     image: str | None = None,
+    sampler: str | None = None,
+    sampler_options: dict[str, Any] | None = None,
+    eta: float | None = None,
 ) -> Path:
     """Generate videos from prompts with S2DM and the stage-one flow generator (paper Sec. 3.4).
 
@@ -78,6 +83,10 @@ def sample(
         image: image-to-video: the first frame, an image file (PNG, JPEG, ...) resized to the model's frame
             size; replaces the generated reference frame. Needs an S2DM trained with reference_condition
             (e.g. configs/synthetic_i2v.yaml); see docs/image_to_video.md.
+        sampler: S2DM's diffusers scheduler class, e.g. DPMSolverMultistepScheduler or UniPCMultistepScheduler
+            (default: its config, DDIMScheduler in the paper's); a DDIM config's eta > 0 then needs --eta 0.
+        sampler_options: that scheduler's settings, e.g. --sampler_options '{algorithm_type: sde-dpmsolver++}'.
+        eta: S2DM's DDIM eta (default: its config).
     """
     if not prompt:
         raise ValueError("--prompt is required")
@@ -92,6 +101,9 @@ def sample(
     check_number("--num_frames", num_frames, at_least=2, note="a video needs a first frame and a motion")
     check_number("--num_inference_steps", num_inference_steps, at_least=1, optional=True)
     check_number("--guidance_scale", guidance_scale, at_least=0, optional=True)
+    check_number("--eta", eta, at_least=0, optional=True)
+    if sampler is not None:  # a bad --sampler / --sampler_options stops here, before any model is loaded
+        build_sampler(DDPMScheduler().config, sampler, sampler_options, eta or 0.0, prefix="--")
     for key, value in (("--fps", fps), ("--scale", scale)):
         check_number(key, value, at_least=1)
     first_frame = load_reference_image(image, "--image") if image is not None else None  # before any model
@@ -109,11 +121,13 @@ def sample(
     if motion is not None:
         reference_flows = parametric_flows(motion, pipeline.flow_size, num_frames, generated_frame_size(pipeline.s2dm))
     output = pipeline(prompts, seed=seed, num_frames=num_frames, reference_flows=reference_flows, progress=True,
-                      num_inference_steps=num_inference_steps, guidance_scale=guidance_scale, image=first_frame)
+                      num_inference_steps=num_inference_steps, guidance_scale=guidance_scale, image=first_frame,
+                      sampler=sampler, sampler_options=sampler_options, eta=eta)
     arguments = {"prompt": prompts, "s2dm_config": s2dm_config, "s2dm_ckpt": s2dm_ckpt, "flow_config": flow_config,
                  "flow_ckpt": flow_ckpt, "seed": seed, "num_frames": num_frames, "motion_from": motion_from,
                  "num_inference_steps": num_inference_steps, "pipeline": pipeline_folder, "motion": motion,
-                 "guidance_scale": guidance_scale, "image": image}
+                 "guidance_scale": guidance_scale, "image": image, "sampler": sampler,
+                 "sampler_options": sampler_options, "eta": eta}
     folder = write_outputs(output, Path(output_dir), fps=fps, scale=scale, motion_frames=motion_frames,
                            arguments=arguments, flow_label=None if motion is None else f"flow {motion}")
     print(f"wrote {len(prompts)} video(s) and contact_sheet.png to {folder}")

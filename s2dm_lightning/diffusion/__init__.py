@@ -7,6 +7,7 @@ from s2dm_lightning.diffusion.guidance import (
     combine_guidance,
     guidance_branches,
 )
+from s2dm_lightning.diffusion.samplers import DEFAULT_SAMPLER, build_sampler
 from s2dm_lightning.diffusion.sector_noise import (
     NOISE_SHARING_MODES,
     PREDICTION_TYPES,
@@ -18,9 +19,11 @@ from s2dm_lightning.diffusion.sector_noise import (
     sample_video_noise,
     sample_video_timesteps,
 )
-from s2dm_lightning.diffusion.sector_sampler import check_sampler_settings, sector_ddim_sample
+from s2dm_lightning.diffusion.sector_sampler import check_sampler_settings, sector_sample
 
 __all__ = [
+    "DEFAULT_SAMPLER",
+    "build_sampler",
     "GUIDANCE_MODES",
     "NOISE_SHARING_MODES",
     "GuidanceSettings",
@@ -36,5 +39,5 @@ __all__ = [
     "sample_condition_keep",
     "sample_video_noise",
     "sample_video_timesteps",
-    "sector_ddim_sample",
+    "sector_sample",
 ]

@@ -22,10 +22,13 @@ from typing import Any
 
 import lightning as L
 import torch
+from diffusers import SchedulerMixin
 
 from s2dm_lightning.diffusion import (
+    DEFAULT_SAMPLER,
     GUIDANCE_MODES,
     GuidanceSettings,
+    build_sampler,
     check_guidance_scales,
     check_sampler_settings,
 )
@@ -75,7 +78,7 @@ def check_training_arguments(hparams: Any, dropout_names: tuple[str, ...]) -> No
 
 @dataclass(frozen=True)
 class SamplingSettings:
-    """How a diffusion module samples: DDIM steps, eta and classifier-free guidance.
+    """How a diffusion module samples: steps, eta, classifier-free guidance and the scheduler.
 
     Built once from the module's arguments (:meth:`from_hparams`); a call that samples
     differently passes ``settings.replace(...)`` instead of changing the module.
@@ -84,21 +87,29 @@ class SamplingSettings:
     num_inference_steps: int
     eta: float
     guidance: GuidanceSettings
+    sampler: str = DEFAULT_SAMPLER
+    sampler_options: dict[str, Any] | None = None
 
     @classmethod
     def from_hparams(cls, hparams: Any, second_scale: str) -> SamplingSettings:
         """From ``guidance_mode``, ``guidance_scale``, ``text_guidance_scale``, ``second_scale`` (the
         scale of the second condition: ``flow_guidance_scale`` or ``reference_guidance_scale``),
-        ``num_inference_steps`` and ``eta``; mode and scales are checked by config key."""
+        ``num_inference_steps``, ``eta`` and (where the module has them) ``sampler`` and
+        ``sampler_options``; mode and scales are checked by config key."""
         check_choice(KEY + "guidance_mode", hparams.guidance_mode, GUIDANCE_MODES)
         scales = ("guidance_scale", "text_guidance_scale", second_scale)
         check_guidance_scales({KEY + name: hparams[name] for name in scales})
         guidance = GuidanceSettings(hparams.guidance_mode, *(hparams[name] for name in scales))
-        return cls(hparams.num_inference_steps, hparams.eta, guidance)
+        return cls(hparams.num_inference_steps, hparams.eta, guidance, hparams.get("sampler", DEFAULT_SAMPLER),
+                   hparams.get("sampler_options"))
 
     def check_steps(self, num_train_timesteps: int) -> None:
-        """DDIM needs 1 <= steps <= the scheduler's training timesteps and eta >= 0 (named by config key)."""
+        """1 <= steps <= the scheduler's training timesteps and eta >= 0 (named by config key)."""
         check_sampler_settings(self.num_inference_steps, self.eta, num_train_timesteps, KEY)
+
+    def scheduler(self, training_config: Any) -> SchedulerMixin:
+        """A fresh ``sampler`` built from the training schedule's config (errors name the config key)."""
+        return build_sampler(training_config, self.sampler, self.sampler_options, self.eta, KEY)
 
     def replace(self, **changes: Any) -> SamplingSettings:
         """A copy with ``changes`` (a None value keeps the setting)."""

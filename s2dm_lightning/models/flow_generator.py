@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
-from diffusers import AutoencoderKL, DDIMScheduler, DDPMScheduler, UNet3DConditionModel
+from diffusers import AutoencoderKL, DDPMScheduler, UNet3DConditionModel
 from einops import rearrange, repeat
 
 from s2dm_lightning.diffusion import (
@@ -34,7 +34,7 @@ from s2dm_lightning.diffusion import (
     sample_condition_keep,
     sample_video_noise,
     sample_video_timesteps,
-    sector_ddim_sample,
+    sector_sample,
 )
 from s2dm_lightning.flow_format import (
     FLOW_CHANNELS,
@@ -297,9 +297,9 @@ class FlowGenerator(DiffusionModule):
             raise ValueError(f"need reference frames (B, 3, H, W) and B captions, got "
                              f"{tuple(reference_frames.shape)} and {len(captions)} captions")
         num_frames = num_frames or self.hparams.num_frames
-        x0 = sector_ddim_sample(
+        x0 = sector_sample(
             self.make_denoiser(reference_frames, list(captions), sampling.guidance),
-            DDIMScheduler.from_config(self.noise_scheduler.config),
+            sampling.scheduler(self.noise_scheduler.config),
             num_videos=len(captions),
             num_frames=num_frames,
             frame_shape=(FLOW_CHANNELS, self.flow_size, self.flow_size),

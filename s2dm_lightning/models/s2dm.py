@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
-from diffusers import AutoencoderKL, DDIMScheduler, DDPMScheduler, UNet2DConditionModel
+from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
 from einops import rearrange, repeat
 
 from s2dm_lightning.diffusion import (
@@ -24,7 +24,7 @@ from s2dm_lightning.diffusion import (
     sample_condition_keep,
     sample_video_noise,
     sample_video_timesteps,
-    sector_ddim_sample,
+    sector_sample,
 )
 from s2dm_lightning.diffusion.sector_sampler import Denoiser
 from s2dm_lightning.flow_format import FLOW_CHANNELS
@@ -86,7 +86,7 @@ class S2DM(DiffusionModule):
             None = ``pretrained/unet`` (its conv_in grown by those zero-initialised channels).
         text_encoder: frozen encoder of the caption c (cached per prompt). None =
             ``CLIPTextEncoder`` of ``pretrained/text_encoder`` + ``pretrained/tokenizer``.
-        noise_scheduler: the training noise schedule (DDPM); sampling uses DDIM built
+        noise_scheduler: the training noise schedule (DDPM); sampling uses ``sampler`` built
             from its config. None = ``pretrained/scheduler``, else linear betas, 1000 steps.
             Its ``prediction_type`` sets what eps_theta predicts: ``epsilon`` (the paper,
             SD 1.5), ``v_prediction`` or ``sample`` (x_0).
@@ -131,9 +131,15 @@ class S2DM(DiffusionModule):
         guidance_scale: joint classifier-free guidance scale (paper: 7.5).
         text_guidance_scale: text scale in ``separate`` mode.
         flow_guidance_scale: flow scale in ``separate`` mode.
-        num_inference_steps: DDIM steps (paper: 20).
-        eta: DDIM eta; > 0 adds noise, shared by the frames of a video in shared mode.
+        num_inference_steps: sampling steps (paper: 20 DDIM steps).
+        eta: DDIM eta; > 0 adds noise, shared by the frames of a video in shared mode (0 for
+            other samplers).
         sampling_seed: seed of the z_T drawn in ``predict`` (offset by the batch index).
+        sampler: the diffusers scheduler class that samples (paper: ``DDIMScheduler``), e.g.
+            ``DPMSolverMultistepScheduler`` or ``UniPCMultistepScheduler``, built from
+            ``noise_scheduler``'s config; one whose step draws its own noise is refused.
+        sampler_options: its settings on top of that config, e.g. ``{algorithm_type: sde-dpmsolver++}``
+            (the SDE solver; its noise is shared by the frames of a video like DDIM's).
     """
 
     # Settings the trained weights are tied to (their shapes, or what the network predicts): a checkpoint
@@ -173,6 +179,8 @@ class S2DM(DiffusionModule):
         num_inference_steps: int = 20,
         eta: float = 0.0,
         sampling_seed: int = 0,
+        sampler: str = "DDIMScheduler",
+        sampler_options: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["unet", "text_encoder", "noise_scheduler", "vae"])
@@ -191,6 +199,7 @@ class S2DM(DiffusionModule):
         self.noise_scheduler = noise_scheduler or default_noise_scheduler(clip_sample=vae is None)
         check_prediction_type(self.noise_scheduler.config.prediction_type, "model.noise_scheduler prediction_type")
         self.sampling.check_steps(self.noise_scheduler.config.num_train_timesteps)
+        self.sampling.scheduler(self.noise_scheduler.config)  # a bad sampler / options / eta stops here
         self.vae = vae
         if vae is not None:
             vae.requires_grad_(False).eval()
@@ -438,7 +447,7 @@ class S2DM(DiffusionModule):
     ) -> torch.Tensor:
         """Sample (B, F, 3, H, W) frames in [-1, 1] for the batch's captions and flows.
 
-        ``sampling``: steps, eta and guidance of this call (default: the model's ``sampling``).
+        ``sampling``: steps, eta, guidance and sampler of this call (default: the model's ``sampling``).
         ``image``: the first frame (B or 1, 3, H, W) in [-1, 1] for a ``reference_condition`` model
         (image-to-video; see :meth:`sampling_reference` for what is used without it).
         """
@@ -447,8 +456,8 @@ class S2DM(DiffusionModule):
         self.flow_conditioner.check_flow(flow)
         b, f = flow.shape[:2]
         reference = self.sampling_reference(batch, image)
-        scheduler = DDIMScheduler.from_config(self.noise_scheduler.config)
-        x0 = sector_ddim_sample(
+        scheduler = sampling.scheduler(self.noise_scheduler.config)
+        x0 = sector_sample(
             self.make_denoiser(list(batch["caption"]), flow, sampling.guidance, reference),
             scheduler,
             num_videos=b,

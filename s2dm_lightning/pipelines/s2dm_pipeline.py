@@ -9,11 +9,12 @@ one safetensors sub-folder per component, no pickle)::
       unet/                 UNet2DConditionModel (conv_in already grown for concat/both fusion)
       vae/                  AutoencoderKL (absent, null in model_index.json, for pixel-space models)
       text_encoder/, tokenizer/   CLIP (SD 1.5) or MiniLM (the synthetic default)
-      scheduler/            DDIMScheduler built from the training schedule (DDIM is what S2DM samples with)
+      scheduler/            the sampler (DDIMScheduler, the paper's; or the model's ``sampler``) built from
+                            the training schedule
       flow_conditioner/     FlowConditioner: flow tokens / null tokens / positions
 
-Sampling is the project's sector-shaped DDIM (one z_T per video, the sampler's draws shared by
-its frames) with the same guided denoiser as the LightningModule, so the pipeline and the
+Sampling is the project's sector-shaped reverse process (one z_T per video, the sampler's draws shared
+by its frames) with the same guided denoiser as the LightningModule, so the pipeline and the
 Lightning checkpoint give the same videos from the same seeds. The pipeline is deliberately thin:
 the model arithmetic lives in :mod:`s2dm_lightning.models.denoiser` and
 :mod:`s2dm_lightning.diffusion.sector_sampler`.
@@ -28,12 +29,12 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import PIL.Image
 import torch
-from diffusers import AutoencoderKL, DDIMScheduler, DDPMScheduler, DiffusionPipeline, UNet2DConditionModel
+from diffusers import AutoencoderKL, DDPMScheduler, DiffusionPipeline, SchedulerMixin, UNet2DConditionModel
 from diffusers.utils import BaseOutput
 from diffusers.video_processor import VideoProcessor
 from transformers import CLIPTextModel
 
-from s2dm_lightning.diffusion import GuidanceSettings, sector_ddim_sample
+from s2dm_lightning.diffusion import GuidanceSettings, build_sampler, sector_sample
 from s2dm_lightning.flow_format import FLOW_CHANNELS
 from s2dm_lightning.io import apply_umask_modes
 from s2dm_lightning.models.denoiser import TextCondition, decode_frames, guided_denoiser
@@ -73,7 +74,9 @@ class S2DMPipeline(DiffusionPipeline):
 
     Args:
         unet: the per-frame denoiser eps_theta.
-        scheduler: the noise schedule; sampling always runs DDIM built from its config.
+        scheduler: the sampler (DDIM, or a multistep solver such as DPMSolverMultistepScheduler), with the
+            training schedule in its config; swap it as in diffusers (``pipe.scheduler = X.from_config(...)``),
+            or pass ``sampler=`` to a call.
         text_encoder: the Hugging Face text model (CLIPTextModel, or MiniLM's BertModel); None
             when the model was trained with a custom encoder (then pass ``prompt_encoder``).
         tokenizer: its tokenizer.
@@ -100,7 +103,7 @@ class S2DMPipeline(DiffusionPipeline):
     def __init__(
         self,
         unet: UNet2DConditionModel,
-        scheduler: DDIMScheduler,
+        scheduler: SchedulerMixin,
         text_encoder: Any,
         tokenizer: Any,
         flow_conditioner: FlowConditioner,
@@ -140,7 +143,7 @@ class S2DMPipeline(DiffusionPipeline):
         settings = model.hparams
         return cls(
             unet=model.unet,
-            scheduler=DDIMScheduler.from_config(model.noise_scheduler.config),
+            scheduler=model.sampling.scheduler(model.noise_scheduler.config),
             text_encoder=encoder.model if saved else None,
             tokenizer=encoder.tokenizer if saved else None,
             flow_conditioner=model.flow_conditioner,
@@ -172,6 +175,7 @@ class S2DMPipeline(DiffusionPipeline):
             num_inference_steps=config.num_inference_steps, eta=config.eta,
             sample_noise_sharing=config.noise_sharing, reference_condition=config.reference_condition,
         )
+        settings["sampler"] = type(self.scheduler).__name__
         model = S2DM(unet=self.unet, text_encoder=self.prompt_encoder,
                      noise_scheduler=DDPMScheduler.from_config(self.scheduler.config), vae=self.vae,
                      **{**settings, **overrides})
@@ -296,6 +300,8 @@ class S2DMPipeline(DiffusionPipeline):
         output_type: OutputType = "np",
         return_dict: bool = True,
         image: ReferenceImage | None = None,
+        sampler: str | None = None,
+        sampler_options: dict[str, Any] | None = None,
     ) -> S2DMPipelineOutput | tuple:
         """Generate one video per prompt, its motion given by ``flows``.
 
@@ -305,7 +311,7 @@ class S2DMPipeline(DiffusionPipeline):
                 at the model's flow size: a grid_sample grid into frame 0 plus the occlusion map.
                 ``s2dm_lightning.pipelines.motion`` makes them from a video, a caption or a formula.
             occlusions: replaces channel 2 (or is added to a 2-channel grid); (B or 1, F, h, w).
-            num_inference_steps: DDIM steps (default: the model's).
+            num_inference_steps: sampling steps (default: the model's).
             guidance_scale: joint classifier-free guidance scale (default: the model's).
             eta: DDIM eta (default: the model's).
             generator: a CPU generator, or one per video: video k of ``predict`` is the video of
@@ -317,6 +323,9 @@ class S2DMPipeline(DiffusionPipeline):
                 (or lists / batches, one per prompt); resized to the model's frame size. Kept in the
                 conditional guidance branch, dropped with text and flow in the unconditional one. None
                 with a reference model: the reference is dropped. An error for a model without one.
+            sampler: a diffusers scheduler class for this call (e.g. ``DPMSolverMultistepScheduler``),
+                built from ``scheduler``'s config; default: ``scheduler`` itself. eta > 0 needs DDIM.
+            sampler_options: that scheduler's settings, e.g. ``{"algorithm_type": "sde-dpmsolver++"}``.
         """
         prompts = [prompt] if isinstance(prompt, str) else [str(p) for p in prompt]
         if not prompts:
@@ -332,14 +341,16 @@ class S2DMPipeline(DiffusionPipeline):
         text = self.encode_prompt(prompts, device)
         denoise = guided_denoiser(self.unet, self.flow_conditioner, guidance, text, condition, device,
                                   config.reference_condition, reference)
-        x0 = sector_ddim_sample(
+        eta = config.eta if eta is None else eta
+        scheduler = build_sampler(self.scheduler.config, sampler or type(self.scheduler).__name__, sampler_options, eta)
+        x0 = sector_sample(
             denoise,
-            DDIMScheduler.from_config(self.scheduler.config),
+            scheduler,
             num_videos=len(prompts),
             num_frames=condition.shape[1],
             frame_shape=self.frame_shape(),
             num_inference_steps=num_inference_steps or config.num_inference_steps,
-            eta=config.eta if eta is None else eta,
+            eta=eta,
             noise_sharing=config.noise_sharing,
             generator=generator,
             device=device,

@@ -115,6 +115,9 @@ class TwoStageTextToVideo:
         num_inference_steps: int | None = None,
         guidance_scale: float | None = None,
         image: torch.Tensor | None = None,
+        sampler: str | None = None,
+        sampler_options: dict[str, Any] | None = None,
+        eta: float | None = None,
     ) -> TextToVideoOutput:
         """Generate one video per prompt.
 
@@ -132,6 +135,9 @@ class TwoStageTextToVideo:
             image: the first frame (B or 1, 3, H, W) in [-1, 1] (image-to-video; resized to the generated
                 frame size): replaces step (a). Needs an S2DM with ``reference_condition``; such a model
                 without an image samples with its reference dropped.
+            sampler: S2DM's scheduler class, e.g. ``DPMSolverMultistepScheduler`` (None: its own setting),
+                with ``sampler_options`` (e.g. ``{"algorithm_type": "sde-dpmsolver++"}``).
+            eta: S2DM's DDIM eta (None: its own setting; 0 for other samplers).
         """
         prompts = [prompts] if isinstance(prompts, str) else [str(p) for p in prompts]
         if not prompts:
@@ -142,7 +148,8 @@ class TwoStageTextToVideo:
         if len(seeds) != b:
             raise ValueError(f"got {len(seeds)} seeds for {b} prompts")
         frame_shape = s2dm.frame_shape()
-        s2dm_sampling = s2dm.sampling.replace(num_inference_steps=num_inference_steps)
+        s2dm_sampling = s2dm.sampling.replace(num_inference_steps=num_inference_steps, sampler=sampler, eta=eta,
+                                              sampler_options=sampler_options or ({} if sampler else None))
         if guidance_scale is not None:
             s2dm_sampling = s2dm_sampling.replace(guidance=dataclasses.replace(s2dm_sampling.guidance, scale=guidance_scale))
 

@@ -65,3 +65,11 @@ def test_caption_too_long(tmp_path):
     result = run_cli("fit", "--config", str(config))
     assert_fails_with(result, "model.init_args.text_encoder.init_args.max_length", "window of 16",
                       "caption 'a red square moves to the left a red", "(500 words)", last=True)
+
+
+@pytest.mark.slow
+def test_sampler_draws_own_noise(tmp_path):
+    result = run_cli("fit", "--config", str(tiny_config(tmp_path, model={"sampler": "EulerAncestralDiscreteScheduler"})))
+    assert_fails_with(result, "model.init_args.sampler='EulerAncestralDiscreteScheduler': its step draws noise itself",
+                      "DPMSolverMultistepScheduler")
+    assert not (tmp_path / "synthetic").exists(), "nothing is generated before the model is checked"

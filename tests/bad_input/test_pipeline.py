@@ -82,3 +82,13 @@ def test_reference_image_without_reference_condition(tmp_path):
     last = _last_line(result)
     assert last.startswith("ValueError") and "model.init_args.reference_condition='none'" in last, result.stderr[-2000:]
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow  # a CLI subprocess
+def test_sample_unknown_sampler(tmp_path):
+    result = _sample("--s2dm_config=not/read.yaml", "--s2dm_ckpt=not/read.ckpt", "--motion=zoom:2",
+                     "--sampler=DPMSolverMultistep", f"--output_dir={tmp_path / 'out'}")
+    assert result.returncode != 0
+    last = _last_line(result)
+    assert last.startswith("ValueError") and "--sampler='DPMSolverMultistep' is not a diffusers scheduler class" in last
+    assert "DPMSolverMultistepScheduler" in last and not (tmp_path / "out").exists()

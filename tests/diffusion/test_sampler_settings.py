@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from diffusers import DDIMScheduler
 
-from s2dm_lightning.diffusion import GuidanceSettings, check_sampler_settings, sector_ddim_sample
+from s2dm_lightning.diffusion import GuidanceSettings, check_sampler_settings, sector_sample
 
 
 def _never_called(x_t, t):
@@ -20,7 +20,7 @@ def _never_called(x_t, t):
 def test_sampler_settings_are_named(steps, eta, message):
     scheduler = DDIMScheduler(num_train_timesteps=1000)
     with pytest.raises(ValueError, match=message):
-        sector_ddim_sample(_never_called, scheduler, 1, 2, (3, 4, 4), num_inference_steps=steps, eta=eta)
+        sector_sample(_never_called, scheduler, 1, 2, (3, 4, 4), num_inference_steps=steps, eta=eta)
     with pytest.raises(ValueError, match="model.init_args." + message):
         check_sampler_settings(steps, eta, 1000, "model.init_args.")
 

@@ -8,9 +8,10 @@ import math
 
 import pytest
 import torch
-from diffusers import DDIMScheduler
+from diffusers import DDIMScheduler, DDPMScheduler, EulerAncestralDiscreteScheduler
 
-from s2dm_lightning.diffusion.sector_sampler import sector_ddim_sample
+from s2dm_lightning.diffusion import build_sampler
+from s2dm_lightning.diffusion.sector_sampler import sector_sample
 
 B, F, SHAPE = 2, 5, (3, 4, 4)
 
@@ -32,7 +33,7 @@ def _oracle(scheduler: DDIMScheduler, targets: torch.Tensor):
 def test_exact_noise_prediction_lands_on_each_frames_target(eta: float) -> None:
     scheduler = _scheduler()
     targets = torch.rand(B, F, *SHAPE, generator=torch.Generator().manual_seed(1)) * 2 - 1
-    out = sector_ddim_sample(_oracle(scheduler, targets), scheduler, B, F, SHAPE, num_inference_steps=10,
+    out = sector_sample(_oracle(scheduler, targets), scheduler, B, F, SHAPE, num_inference_steps=10,
                              eta=eta, generator=torch.Generator().manual_seed(0))
     # float32: each of 10 steps rescales by at most 1/sqrt(abar) ~ 1e2 at t=999, so 1e-4 is rounding
     torch.testing.assert_close(out, targets, atol=1e-4, rtol=0)
@@ -48,7 +49,7 @@ def test_one_step_matches_the_ddim_formula() -> None:
         seen.append((x_t.clone(), int(t)))
         return 0.3 * x_t
 
-    out = sector_ddim_sample(denoise, scheduler, B, F, SHAPE, num_inference_steps=1, initial_noise=z_T)
+    out = sector_sample(denoise, scheduler, B, F, SHAPE, num_inference_steps=1, initial_noise=z_T)
     (x_t, t), = seen
     assert t == int(scheduler.timesteps[0])
     abar_t, abar_prev = scheduler.alphas_cumprod[t].item(), 1.0  # one step: set_alpha_to_one
@@ -67,7 +68,7 @@ def test_every_frame_starts_from_the_one_z_T_and_all_frames_go_in_one_call() -> 
         calls.append((tuple(x_t.shape), int(t), x_t.clone()))
         return torch.zeros_like(x_t)
 
-    sector_ddim_sample(denoise, scheduler, B, F, SHAPE, num_inference_steps=4, initial_noise=z_T)
+    sector_sample(denoise, scheduler, B, F, SHAPE, num_inference_steps=4, initial_noise=z_T)
     assert [c[0] for c in calls] == [(B, F, *SHAPE)] * 4  # one batched call per step
     assert [c[1] for c in calls] == scheduler.timesteps.tolist()
     first_input = calls[0][2]
@@ -85,11 +86,11 @@ def test_shared_mode_keeps_frames_equal_and_independent_mode_does_not(eta: float
     def denoise(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         return 0.5 * x_t
 
-    shared = sector_ddim_sample(denoise, scheduler, B, F, SHAPE, num_inference_steps=5, eta=eta,
+    shared = sector_sample(denoise, scheduler, B, F, SHAPE, num_inference_steps=5, eta=eta,
                                 generator=torch.Generator().manual_seed(4))
     assert all(torch.equal(shared[:, i], shared[:, 0]) for i in range(F))
     assert not torch.equal(shared[0], shared[1]), "videos of one batch must get their own z_T"
-    independent = sector_ddim_sample(denoise, scheduler, B, F, SHAPE, num_inference_steps=5, eta=eta,
+    independent = sector_sample(denoise, scheduler, B, F, SHAPE, num_inference_steps=5, eta=eta,
                                      noise_sharing="independent", generator=torch.Generator().manual_seed(4))
     assert (independent[:, 1] - independent[:, 0]).abs().max() > 0.1
 
@@ -103,8 +104,8 @@ def test_eta_draws_are_shared_per_video() -> None:
     def denoise(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         return 0.5 * x_t
 
-    deterministic = sector_ddim_sample(denoise, scheduler, B, F, SHAPE, num_inference_steps=5, initial_noise=z_T)
-    stochastic = sector_ddim_sample(denoise, scheduler, B, F, SHAPE, num_inference_steps=5, eta=1.0,
+    deterministic = sector_sample(denoise, scheduler, B, F, SHAPE, num_inference_steps=5, initial_noise=z_T)
+    stochastic = sector_sample(denoise, scheduler, B, F, SHAPE, num_inference_steps=5, eta=1.0,
                                     initial_noise=z_T, generator=torch.Generator().manual_seed(6))
     assert (stochastic - deterministic).abs().max() > 0.05
     assert all(torch.equal(stochastic[:, i], stochastic[:, 0]) for i in range(F))
@@ -116,6 +117,73 @@ def test_same_generator_seed_repeats_the_video_exactly() -> None:
     def denoise(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         return 0.1 * x_t
 
-    run = [sector_ddim_sample(denoise, scheduler, B, F, SHAPE, num_inference_steps=3, eta=1.0,
+    run = [sector_sample(denoise, scheduler, B, F, SHAPE, num_inference_steps=3, eta=1.0,
                               generator=torch.Generator().manual_seed(7)) for _ in range(2)]
     assert torch.equal(run[0], run[1])  # same batch, same seed: bit for bit
+
+
+# ----------------------------------------------------------- multistep schedulers (diffusion/samplers.py)
+def _multistep(name: str, **options):
+    training = DDPMScheduler(num_train_timesteps=1000, beta_schedule="linear", clip_sample=False).config
+    return build_sampler(training, name, options)
+
+
+MULTISTEP = [("DPMSolverMultistepScheduler", {}), ("DPMSolverMultistepScheduler", {"algorithm_type": "sde-dpmsolver++"}),
+             ("UniPCMultistepScheduler", {})]
+
+
+@pytest.mark.parametrize("name, options", MULTISTEP)
+def test_multistep_exact_noise_prediction_lands_on_each_frames_target(name, options) -> None:
+    """The solvers are used correctly (timesteps, history, noise): the oracle eps ends on x0_i."""
+    scheduler = _multistep(name, **options)
+    targets = torch.rand(B, F, *SHAPE, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    out = sector_sample(_oracle(scheduler, targets), scheduler, B, F, SHAPE, num_inference_steps=10,
+                        generator=torch.Generator().manual_seed(0))
+    # float32 through 10 solver steps with 1/sqrt(abar) up to ~1e2 near t = T: 1e-3 is rounding
+    torch.testing.assert_close(out, targets, atol=1e-3, rtol=0)
+
+
+@pytest.mark.parametrize("name, options", MULTISTEP)
+def test_multistep_keeps_one_z_T_per_video_and_shared_noise(name, options) -> None:
+    """Network inputs captured at every step: the frames of a video get the same x_t at the first step
+    (z_T) and, for a network blind to the frame index, at every later step too (an SDE's draws shared);
+    the videos differ from each other."""
+    scheduler = _multistep(name, **options)
+    inputs = []
+
+    def denoise(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        inputs.append(x_t.clone())
+        return 0.5 * x_t
+
+    out = sector_sample(denoise, scheduler, B, F, SHAPE, num_inference_steps=6,
+                        generator=torch.Generator().manual_seed(8))
+    assert len(inputs) == 6 and inputs[0].shape == (B, F, *SHAPE)
+    for x_t in [*inputs, out]:  # same values through the same element-wise ops in one batch: bit for bit
+        assert all(torch.equal(x_t[:, i], x_t[:, 0]) for i in range(F))
+        assert (x_t[0, 0] - x_t[1, 0]).abs().max() > 0.1, "videos of one batch must get their own z_T"
+
+
+def test_sde_draws_happen_and_are_shared_per_video() -> None:
+    """The SDE variant with the same z_T differs from the ODE (it drew noise) but not between frames;
+    with independent noise its draws tell the frames apart."""
+    z_T = torch.randn(B, *SHAPE, generator=torch.Generator().manual_seed(5))
+
+    def denoise(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return 0.5 * x_t
+
+    ode = sector_sample(denoise, _multistep("DPMSolverMultistepScheduler"), B, F, SHAPE, num_inference_steps=5,
+                        initial_noise=z_T, generator=torch.Generator().manual_seed(6))
+    sde_scheduler = _multistep("DPMSolverMultistepScheduler", algorithm_type="sde-dpmsolver++")
+    sde = sector_sample(denoise, sde_scheduler, B, F, SHAPE, num_inference_steps=5, initial_noise=z_T,
+                        generator=torch.Generator().manual_seed(6))
+    assert (sde - ode).abs().max() > 0.05
+    assert all(torch.equal(sde[:, i], sde[:, 0]) for i in range(F))
+    independent = sector_sample(denoise, sde_scheduler, B, F, SHAPE, num_inference_steps=5, initial_noise=z_T,
+                                noise_sharing="independent", generator=torch.Generator().manual_seed(6))
+    assert (independent[:, 1] - independent[:, 0]).abs().max() > 0.05
+
+
+def test_a_scheduler_drawing_its_own_noise_is_refused() -> None:
+    scheduler = EulerAncestralDiscreteScheduler(num_train_timesteps=1000)
+    with pytest.raises(ValueError, match="sampler='EulerAncestralDiscreteScheduler': its step draws noise itself"):
+        sector_sample(lambda x, t: x, scheduler, B, F, SHAPE, num_inference_steps=2)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from diffusers import DDIMScheduler
 
+from s2dm_lightning.diffusion import sector_sample
 from s2dm_lightning.models.diffusion_module import (
     RANK_SEED_STRIDE,
     RUN_SEED_STRIDE,
@@ -13,7 +15,7 @@ from s2dm_lightning.models.diffusion_module import (
     evaluation_seeds,
     training_generator,
 )
-from tests.conftest import UNetInputs, fake_batch
+from tests.conftest import UNetInputs, assert_equal_to_batch_rounding, fake_batch
 from tests.pipelines.conftest import SIZE, tiny_flow_generator, tiny_s2dm
 
 
@@ -60,3 +62,45 @@ def test_sampling_settings_of_one_call_leave_the_model_unchanged():
     model.sample_videos(batch, torch.Generator().manual_seed(0))
     assert len(calls.calls) == 3 + 2, "the next call samples with the model's own settings again"
     assert model.hparams.num_inference_steps == 2 and model.sampling.num_inference_steps == 2
+
+
+def test_a_multistep_sampler_of_the_model_keeps_the_sector_at_the_network_inputs():
+    """DPM-Solver++ SDE as the model's sampler: the UNet inputs of every step (all branches) hold the
+    same x_t for every frame of a video when the frames' conditions are identical (one z_T, shared SDE
+    draws; other rows of the network batch: equal up to its rounding), and the two videos differ."""
+    model = tiny_s2dm(num_inference_steps=3, sampler="DPMSolverMultistepScheduler",
+                      sampler_options={"algorithm_type": "sde-dpmsolver++"}).eval()
+    assert type(model.sampling.scheduler(model.noise_scheduler.config)).__name__ == "DPMSolverMultistepScheduler"
+    inputs = UNetInputs(model.unet)
+    batch = fake_batch(num_videos=2, num_frames=3, size=SIZE, flow_size=SIZE)
+    batch["flow"] = batch["flow"][:, :1].expand(-1, 3, -1, -1, -1).clone()  # one condition for all frames
+    model.sample_videos(batch, [torch.Generator().manual_seed(0), torch.Generator().manual_seed(1)])
+    assert len(inputs.calls) == 3
+    for step, (sample, _, _) in enumerate(inputs.calls):
+        x_t = sample[:, :3].reshape(-1, 2, 3, 3, SIZE, SIZE)  # (branches, videos, frames, C, H, W); then the flow
+        for frame in (1, 2):
+            if step == 0:  # z_T itself, broadcast: bit for bit
+                assert torch.equal(x_t[:, :, frame], x_t[:, :, 0])
+            assert_equal_to_batch_rounding(x_t[:, :, frame], x_t[:, :, 0], unlike=x_t[:, :, 0].flip(1))
+
+
+@pytest.mark.parametrize("eta", [0.0, 1.0])
+def test_the_default_sampler_is_the_ddim_of_before(eta):
+    """The default path (sampler DDIMScheduler) gives what sampling gave before the option existed: DDIM
+    built straight from the training schedule, the same draws (same batch: 1e-6 covers any reordering)."""
+    model = tiny_s2dm(num_inference_steps=3, eta=eta).eval()
+    batch = fake_batch(num_videos=2, num_frames=2, size=SIZE, flow_size=SIZE)
+    ours = model.sample_videos(batch, torch.Generator().manual_seed(3))
+    before = sector_sample(model.make_denoiser(list(batch["caption"]), batch["flow"]),
+                           DDIMScheduler.from_config(model.noise_scheduler.config), 2, 2, model.frame_shape(),
+                           num_inference_steps=3, eta=eta, generator=torch.Generator().manual_seed(3))
+    torch.testing.assert_close(ours, model.decode_frames(before), atol=1e-6, rtol=0)
+    other_seed = model.sample_videos(batch, torch.Generator().manual_seed(4))
+    assert (other_seed - ours).abs().amax() > 0.1
+
+
+def test_a_bad_sampler_names_its_key():
+    with pytest.raises(ValueError, match="model.init_args.sampler='EulerAncestralDiscreteScheduler': its step draws"):
+        tiny_s2dm(sampler="EulerAncestralDiscreteScheduler")
+    with pytest.raises(ValueError, match="eta=0.5 is DDIM's stochasticity; model.init_args.sampler='UniPC"):
+        tiny_s2dm(sampler="UniPCMultistepScheduler", eta=0.5)

@@ -15,7 +15,7 @@ from s2dm_lightning.models import S2DM
 from s2dm_lightning.models.export import save_pretrained
 from s2dm_lightning.pipelines.s2dm_pipeline import S2DMPipeline, UnsafePipelineFolderError
 from tests.conftest import HashTextEncoder, fake_batch
-from tests.pipelines.conftest import SIZE
+from tests.pipelines.conftest import SIZE, tiny_s2dm
 from tests.tiny_sd import make_tiny_sd_folder
 
 # Tolerance where the two sides batch their videos differently: float32 GEMMs (MKL, AVX-512) give
@@ -160,3 +160,37 @@ def test_the_minilm_text_encoder_of_the_synthetic_default_is_saved_and_reloaded(
     video = pipe(batch["caption"], batch["flow"], generator=_generators(0, 1), output_type="pt").frames
     expected = (model.sample_videos(batch, _generators(0, 1)) + 1) / 2
     torch.testing.assert_close(video, expected, atol=BATCH_TOLERANCE, rtol=0)
+
+
+def test_a_multistep_sampler_is_saved_with_the_pipeline_and_is_a_call_option(tmp_path):
+    """The model's sampler becomes the pipeline's scheduler (DPM-Solver++ SDE here) and survives a save;
+    ``sampler=`` picks another one for one call; both give what the LightningModule gives."""
+    model = tiny_s2dm(num_inference_steps=3, sampler="DPMSolverMultistepScheduler",
+                      sampler_options={"algorithm_type": "sde-dpmsolver++"}).eval()
+    batch = fake_batch(num_videos=2, num_frames=3, size=SIZE, flow_size=SIZE)
+    expected = (model.sample_videos(batch, _generators(0, 1)) + 1) / 2
+    pipe = S2DMPipeline.from_s2dm(model)
+    pipe.set_progress_bar_config(disable=True)
+    assert type(pipe.scheduler).__name__ == "DPMSolverMultistepScheduler"
+    frames = pipe(batch["caption"], batch["flow"], generator=_generators(0, 1), output_type="pt").frames
+    torch.testing.assert_close(frames, expected, atol=BATCH_TOLERANCE, rtol=0)  # same batch; 1e-5 as above
+
+    pipe.save_pretrained(tmp_path / "pipe")
+    loaded = S2DMPipeline.from_pretrained(tmp_path / "pipe", prompt_encoder=HashTextEncoder())
+    loaded.set_progress_bar_config(disable=True)
+    assert type(loaded.scheduler).__name__ == "DPMSolverMultistepScheduler"
+    assert loaded.scheduler.config.algorithm_type == "sde-dpmsolver++"
+    again = loaded(batch["caption"], batch["flow"], generator=_generators(0, 1), output_type="pt").frames
+    torch.testing.assert_close(again, frames, atol=BATCH_TOLERANCE, rtol=0)
+    assert loaded.to_s2dm().hparams.sampler == "DPMSolverMultistepScheduler"
+
+    unipc = loaded(batch["caption"], batch["flow"], generator=_generators(0, 1), output_type="pt",
+                   sampler="UniPCMultistepScheduler").frames
+    by_model = model.sample_videos(batch, _generators(0, 1),
+                                   sampling=model.sampling.replace(sampler="UniPCMultistepScheduler", sampler_options={}))
+    torch.testing.assert_close(unipc, (by_model + 1) / 2, atol=BATCH_TOLERANCE, rtol=0)
+    assert (unipc - frames).abs().amax() > 1e-3, "another sampler, another video"
+    with pytest.raises(ValueError, match="sampler='EulerAncestralDiscreteScheduler': its step draws noise itself"):
+        loaded(batch["caption"], batch["flow"], sampler="EulerAncestralDiscreteScheduler")
+    with pytest.raises(ValueError, match="eta=0.5 is DDIM's stochasticity; sampler='DPMSolverMultistepScheduler'"):
+        loaded(batch["caption"], batch["flow"], eta=0.5)

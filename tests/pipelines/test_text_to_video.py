@@ -98,3 +98,16 @@ def test_two_stage_module_test_step_returns_the_s2dm_test_dict_from_captions_onl
 def test_two_stage_module_names_missing_checkpoints():
     with pytest.raises(ValueError, match="model.init_args.s2dm_ckpt"):
         TwoStageS2DM(s2dm_config="configs/synthetic.yaml", flow_config="x.yaml", flow_ckpt="x.ckpt").configure_model()
+
+
+def test_an_sde_sampler_gives_steps_a_and_c_the_same_draws():
+    """With DPM-Solver++ SDE chosen per call, frame 1 of the video (identity flow) still reproduces the
+    reference frame: z_T and every SDE draw are shared by (a) and (c), as DDIM's eta draws are."""
+    pipeline = make_pipeline()
+    inputs = UNetInputs(pipeline.s2dm.unet)
+    options = {"algorithm_type": "sde-dpmsolver++"}
+    out = pipeline(PROMPTS, seed=3, num_frames=4, sampler="DPMSolverMultistepScheduler", sampler_options=options)
+    assert len(inputs.calls) == 4  # 2 solver steps for (a), 2 for (c)
+    assert_equal_to_batch_rounding(out.frames[:, 0], out.reference_frames, unlike=out.reference_frames.flip(0))
+    ddim = pipeline(PROMPTS, seed=3, num_frames=4)
+    assert (ddim.reference_frames - out.reference_frames).abs().amax() > 1e-3, "the sampler was used"
