@@ -10,7 +10,7 @@ import torch
 from diffusers import DDIMScheduler
 
 from s2dm_lightning.diffusion.ddim_inversion import ddim_invert, predicted_noise
-from s2dm_lightning.diffusion.sector_sampler import sector_ddim_sample
+from s2dm_lightning.diffusion.sector_sampler import sector_sample
 
 B, F, SHAPE = 2, 3, (3, 4, 4)
 MU, SIGMA = 0.3, 0.5
@@ -49,7 +49,7 @@ def _exact_inverse(scheduler: DDIMScheduler, x0: torch.Tensor) -> torch.Tensor:
 
 
 def _sample(scheduler: DDIMScheduler, z_t: torch.Tensor) -> torch.Tensor:
-    return sector_ddim_sample(_gaussian_network(scheduler), scheduler, B, F, SHAPE, num_inference_steps=STEPS,
+    return sector_sample(_gaussian_network(scheduler), scheduler, B, F, SHAPE, num_inference_steps=STEPS,
                               eta=0.0, initial_noise=z_t)
 
 
