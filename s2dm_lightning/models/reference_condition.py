@@ -77,3 +77,14 @@ def encode_reference(vae: AutoencoderKL | None, images: torch.Tensor) -> torch.T
         return images.float()
     latents = vae.encode(images.to(vae.device, vae.dtype)).latent_dist.mean
     return latents.float() * vae.config.scaling_factor
+
+
+def encode_reference_image(vae: AutoencoderKL | None, image: torch.Tensor, num_videos: int,
+                           frame_shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
+    """x_0 (num_videos, C, h, w) of a given first frame ``image`` (B or 1, 3, H, W) in [-1, 1]; a
+    ValueError when its x_0 is not the model's ``frame_shape`` (the image needs resizing)."""
+    reference = encode_reference(vae, check_reference_image(image, num_videos).to(device))
+    if tuple(reference.shape[1:]) != tuple(frame_shape):
+        raise ValueError(f"image of size {tuple(image.shape[-2:])} gives x_0 of shape {tuple(reference.shape[1:])}; "
+                         f"this model's frames have x_0 of shape {tuple(frame_shape)}: resize the image")
+    return reference.expand(num_videos, -1, -1, -1)

@@ -42,9 +42,9 @@ from s2dm_lightning.models.pretrained import resolve_components
 from s2dm_lightning.models.reference_condition import (
     REFERENCE_CONDITIONS,
     ReferenceCondition,
-    check_reference_image,
     check_reference_use,
     encode_reference,
+    encode_reference_image,
     reference_channel_count,
     reference_channels,
 )
@@ -322,12 +322,7 @@ class S2DM(DiffusionModule):
             return None
         if image is None:
             return self.reference_x0(batch) if "frames" in batch or "latent_mean" in batch else None
-        b = len(batch["caption"])
-        reference = encode_reference(self.vae, check_reference_image(image, b).to(self.device)).expand(b, -1, -1, -1)
-        if tuple(reference.shape[1:]) != self.frame_shape():
-            raise ValueError(f"image of size {tuple(image.shape[-2:])} gives x_0 of shape {tuple(reference.shape[1:])}; "
-                             f"this model's frames have x_0 of shape {self.frame_shape()}: resize the image")
-        return reference
+        return encode_reference_image(self.vae, image, len(batch["caption"]), self.frame_shape(), self.device)
 
     def decode_frames(self, x0: torch.Tensor) -> torch.Tensor:
         """Diffusion space -> frames in [-1, 1]."""
