@@ -23,7 +23,9 @@ Each checkpoint is read with the ``config.yaml`` LightningCLI saved beside its r
 PSNR (dB, [-1, 1] pixels, range 2) of frame 1, of frames 2-16 on pixels the occlusion map marks visible
 in frame 1 and on the others (n/a in a world where no pixel is occluded)
 (``metrics.functional_reconstruction``); the shape's centroid error against the real video (px) and
-the change of the background where the real one is static (``synthetic.motion``). The table gives
+the change of the background where the real one is static, or, in a world with ground-truth flows
+(a panning camera), along those flows where they carry the real content unchanged
+(``synthetic.motion.background_change``). The table gives
 mean +- std across checkpoints of one NAME when several are given (training seeds; each averaged
 over the sampling seeds), else across sampling seeds. Writes OUTPUT.md (the table), OUTPUT.json
 (per-video numbers) and OUTPUT.png (columns: given image | warp | inversion | reference | real; rows:
@@ -147,7 +149,7 @@ def score(generated: torch.Tensor, batch: Batch, truth_root: Path | None = None,
     generated = generated.cpu().float()
     psnr = image_to_video_psnr(generated, real, flow)
     error, _ = track_errors(generated, real, [caption_color(c) for c in batch["caption"]] if by_color else None)
-    change = background_change(generated, real)
+    change = background_change(generated, real, flow if truth_root is not None else None)
     return [{"psnr_first_frame": float(psnr["first_frame"][i]), "psnr_visible": float(psnr["visible"][i]),
              "psnr_occluded": float(psnr["occluded"][i]), "occluded_fraction": float(psnr["occluded_fraction"][i]),
              "centroid_error_px": float(error[i]), "background_change": float(change[i])}

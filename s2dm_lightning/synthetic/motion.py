@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from s2dm_lightning.flow_format import grid_to_displacement
+from s2dm_lightning.flow_format import grid_to_displacement, warp
 from s2dm_lightning.synthetic.shapes import COLORS, MOTIONS
 
 DIRECTIONS = {motion: torch.tensor(vector) for motion, vector in MOTIONS.items()}
@@ -107,13 +107,32 @@ def track_errors(
     return (gen - ref).norm(dim=-1).nanmean(1), (start - ref).norm(dim=-1).nanmean(1)
 
 
-def background_change(generated: torch.Tensor, real: torch.Tensor, tolerance: float = 1e-3) -> torch.Tensor:
-    """(B,) mean |frame_i - frame_1| of the generated video where the REAL video never changes.
+def background_change(generated: torch.Tensor, real: torch.Tensor, condition: torch.Tensor | None = None,
+                      tolerance: float = 1e-3) -> torch.Tensor:
+    """(B,) mean |frame_i - frame_1| of the generated video where the REAL video only moves.
 
-    NaN for a video without such pixels (the disocclusion world's panning camera moves them all).
+    Without ``condition``: pixels where the real video never changes. With the true conditions
+    (B, F, 3, H, W) (the disocclusion world, whose camera pans by whole pixels), frame 1 is first
+    warped by frame i's condition, and the pixels are those visible in frame 1 at every frame whose
+    real content that warp reproduces: the background drifting against the camera's motion.
+    NaN for a video without such pixels.
     """
-    static = (real - real[:, :1]).abs().amax(dim=(1, 2)) < tolerance  # (B, H, W)
-    change = (generated[:, 1:] - generated[:, :1]).abs().mean(2)  # (B, F-1, H, W)
+    if condition is None:
+        carried_real, carried = real[:, :1], generated[:, :1]
+        static = (real - carried_real).abs().amax(dim=(1, 2)) < tolerance  # (B, H, W)
+    else:
+        carried_real, carried = _carry_first_frame(real, condition), _carry_first_frame(generated, condition)
+        reproduced = (real - carried_real).abs().amax(dim=2) < tolerance  # (B, F, H, W)
+        static = (reproduced & (condition[:, :, 2] > 0.5)).all(dim=1)
+        carried = carried[:, 1:]
+    change = (generated[:, 1:] - carried).abs().mean(2)  # (B, F-1, H, W)
     mask = static[:, None].expand_as(change).float()
     drift = (change * mask).sum((1, 2, 3)) / mask.sum((1, 2, 3)).clamp_min(1)
     return torch.where(static.flatten(1).any(1), drift, torch.full_like(drift, float("nan")))
+
+
+def _carry_first_frame(video: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+    """(B, F, C, H, W): frame 1 of ``video`` warped by each frame's condition."""
+    frames = condition.shape[1]
+    first = video[:, :1].expand(-1, frames, -1, -1, -1).flatten(0, 1)
+    return warp(first, condition.flatten(0, 1).to(video.dtype)).unflatten(0, (len(video), frames))

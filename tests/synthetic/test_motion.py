@@ -95,3 +95,29 @@ def test_background_change_is_nan_without_a_static_pixel():
     real = moving_square(1, 0)
     real[:, 1:] += 0.01  # e.g. a panning camera: every pixel changes
     assert background_change(real, real).isnan().all()
+
+
+def panning_texture(frames: int = 5, size: int = 12) -> tuple[torch.Tensor, torch.Tensor]:
+    """(1, F, 3, H, W) frames of a random texture the camera pans over, one whole pixel a frame to the
+    right, and their true conditions (1, F, 3, H, W): content moves left, new columns enter at the right."""
+    canvas = torch.rand(3, size, size + frames, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    video = torch.stack([canvas[:, :, i : i + size] for i in range(frames)])[None]
+    grid = identity_grid(size, size).expand(frames, -1, -1, -1).clone()
+    shift = torch.arange(frames, dtype=torch.float32).view(frames, 1, 1)
+    grid[:, 0] += shift * 2 / (size - 1)  # frame i, column x shows frame 0's column x + i
+    visible = (grid[:, :1] <= 1 + 1e-6).float()
+    return video, torch.cat([grid, visible], dim=1)[None]
+
+
+def test_background_change_follows_a_panning_camera_with_the_true_conditions():
+    real, condition = panning_texture()
+    assert background_change(real, real).isnan().all(), "without conditions every pixel of a pan changes"
+    assert background_change(real, real, condition).item() == pytest.approx(0, abs=1e-6)
+    drifting = real.clone()
+    drifting[:, 1:] += 0.1
+    assert background_change(drifting, real, condition).item() == pytest.approx(0.1, abs=1e-5)
+    frozen = real[:, :1].expand_as(real)  # a generator that ignores the camera's motion
+    assert background_change(frozen, real, condition).item() > 0.3
+    hidden = condition.clone()
+    hidden[:, -1, 2] = 0  # no pixel of frame 1 is visible in the last frame
+    assert background_change(real, real, hidden).isnan().all()
