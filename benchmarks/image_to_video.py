@@ -51,7 +51,7 @@ from s2dm_lightning.commands.checkpoint_config import run_config_path
 from s2dm_lightning.config import load_datamodule, load_module
 from s2dm_lightning.diffusion import GuidanceSettings
 from s2dm_lightning.diffusion.ddim_inversion import ddim_invert
-from s2dm_lightning.flow_format import warp
+from s2dm_lightning.flow_format import warp_reference
 from s2dm_lightning.io import atomic_write_text
 from s2dm_lightning.metrics.functional import mean_std
 from s2dm_lightning.metrics.functional_reconstruction import image_to_video_psnr
@@ -94,10 +94,7 @@ def reference_condition(model: S2DM) -> str:
 
 def warp_method(batch: Batch, batch_idx: int, seed: int) -> torch.Tensor:
     """Frame 1 warped by every frame's flow."""
-    frames, flow = batch["frames"], batch["flow"]
-    b, f = flow.shape[:2]
-    first = frames[:, :1].expand(-1, f, -1, -1, -1).flatten(0, 1)
-    return warp(first, flow.flatten(0, 1).to(first.dtype)).view_as(frames)
+    return warp_reference(batch["frames"][:, 0], batch["flow"])
 
 
 def _generators(model: S2DM, batch: Batch, batch_idx: int, seed: int) -> list[torch.Generator]:

@@ -87,6 +87,14 @@ def warp(images: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
     return F.grid_sample(images, grid.permute(0, 2, 3, 1), mode="bilinear", padding_mode="border", align_corners=True)
 
 
+def warp_reference(reference: torch.Tensor, conditions: torch.Tensor) -> torch.Tensor:
+    """Reference frames (B, C, H, W) warped by each frame's condition (B, F, 3, h, w) -> (B, F, C, H, W)."""
+    b, f = conditions.shape[:2]
+    repeated = reference[:, None].expand(-1, f, -1, -1, -1).flatten(0, 1)
+    warped = warp(repeated, conditions.flatten(0, 1).to(reference.device, reference.dtype))
+    return warped.unflatten(0, (b, f))
+
+
 def affine_condition(source_from_target: torch.Tensor, height: int, width: int,
                      dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """Conditions (F, 3, height, width) of frames that are the reference frame moved by affine maps.

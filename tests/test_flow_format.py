@@ -18,6 +18,7 @@ from s2dm_lightning.flow_format import (
     identity_grid,
     resize_condition,
     warp,
+    warp_reference,
 )
 
 
@@ -103,3 +104,13 @@ def test_identity_stays_exact_and_shifts_keep_their_size():
 def test_unknown_mode_is_named():
     with pytest.raises(ValueError, match="'nearest'"):
         resize_condition(identity_condition(8, 8), 4, mode="nearest")
+
+
+def test_warp_reference_is_warp_of_the_reference_by_each_frame():
+    reference = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    conditions = torch.rand(2, 4, 3, 5, 5, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    warped = warp_reference(reference, conditions)
+    assert warped.shape == (2, 4, 3, 8, 8)
+    for b in range(2):
+        for f in range(4):
+            torch.testing.assert_close(warped[b, f], warp(reference[b : b + 1], conditions[b, f : f + 1])[0])

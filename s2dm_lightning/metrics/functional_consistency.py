@@ -19,7 +19,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from s2dm_lightning.flow_format import FLOW_CHANNELS, grid_to_displacement, resize_condition, warp
+from s2dm_lightning.flow_format import FLOW_CHANNELS, grid_to_displacement, resize_condition, warp_reference
 
 #: Weight below which a frame counts as having no visible pixels at all.
 _MIN_WEIGHT = 1e-6
@@ -97,8 +97,7 @@ def flow_warping_error(
     b, f, _, h, w = videos.shape
     x = to_unit_range(videos, value_range)
     cond = flow[:, 1:].flatten(0, 1).to(x.device, torch.float32)
-    reference = x[:, :1].expand(b, f - 1, 3, h, w).flatten(0, 1)
-    warped = warp(reference, cond)
+    warped = warp_reference(x[:, 0], flow[:, 1:]).flatten(0, 1)
     diff = (warped - x[:, 1:].flatten(0, 1)).abs().mean(dim=1)
     weights = resize_condition(cond, (h, w), mode="bilinear")[:, 2].clamp(0.0, 1.0)
     errors, valid = _weighted_frame_mean(diff, weights)

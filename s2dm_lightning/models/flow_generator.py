@@ -42,7 +42,7 @@ from s2dm_lightning.flow_format import (
     identity_condition,
     identity_grid,
     resize_condition,
-    warp,
+    warp_reference,
 )
 from s2dm_lightning.models.diffusion_module import (
     KEY,
@@ -323,20 +323,13 @@ class FlowGenerator(DiffusionModule):
         """
         frames = batch["frames"].to(self.device)
         flows = self.sample_flows(frames[:, 0], list(batch["caption"]), frames.shape[1], generator)
-        return warp_reference(frames[:, 0], flows)
+        return warp_reference(frames[:, 0].float(), flows).clamp(-1, 1)
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
         """Sampled flows and the first frames warped by them, in the form ``VideoPredictionWriter`` writes."""
         frames = batch["frames"].to(self.device)
         generator = torch.Generator().manual_seed(self.hparams.sampling_seed + batch_idx)
         flows = self.sample_flows(frames[:, 0], list(batch["caption"]), frames.shape[1], generator)
-        return {"videos": warp_reference(frames[:, 0], flows).cpu(), "flow": flows.cpu(),
+        return {"videos": warp_reference(frames[:, 0].float(), flows).clamp(-1, 1).cpu(), "flow": flows.cpu(),
                 "caption": list(batch["caption"]), "video_id": list(batch["video_id"])}
 
-
-def warp_reference(reference: torch.Tensor, flows: torch.Tensor) -> torch.Tensor:
-    """Reference frames (B, 3, H, W) warped by flow sequences (B, F, 3, h, w) -> (B, F, 3, H, W) in [-1, 1]."""
-    b, f = flows.shape[:2]
-    frames = repeat(reference.float(), "b c h w -> (b f) c h w", f=f)
-    warped = warp(frames, rearrange(flows.float(), "b f c h w -> (b f) c h w").to(frames.device))
-    return rearrange(warped, "(b f) c h w -> b f c h w", b=b).clamp(-1, 1)

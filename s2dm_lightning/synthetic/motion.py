@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from s2dm_lightning.flow_format import grid_to_displacement, warp
+from s2dm_lightning.flow_format import grid_to_displacement, warp_reference
 from s2dm_lightning.synthetic.shapes import COLORS, MOTIONS
 
 DIRECTIONS = {motion: torch.tensor(vector) for motion, vector in MOTIONS.items()}
@@ -121,7 +121,7 @@ def background_change(generated: torch.Tensor, real: torch.Tensor, condition: to
         carried_real, carried = real[:, :1], generated[:, :1]
         static = (real - carried_real).abs().amax(dim=(1, 2)) < tolerance  # (B, H, W)
     else:
-        carried_real, carried = _carry_first_frame(real, condition), _carry_first_frame(generated, condition)
+        carried_real, carried = warp_reference(real[:, 0], condition), warp_reference(generated[:, 0], condition)
         reproduced = (real - carried_real).abs().amax(dim=2) < tolerance  # (B, F, H, W)
         static = (reproduced & (condition[:, :, 2] > 0.5)).all(dim=1)
         carried = carried[:, 1:]
@@ -130,9 +130,3 @@ def background_change(generated: torch.Tensor, real: torch.Tensor, condition: to
     drift = (change * mask).sum((1, 2, 3)) / mask.sum((1, 2, 3)).clamp_min(1)
     return torch.where(static.flatten(1).any(1), drift, torch.full_like(drift, float("nan")))
 
-
-def _carry_first_frame(video: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
-    """(B, F, C, H, W): frame 1 of ``video`` warped by each frame's condition."""
-    frames = condition.shape[1]
-    first = video[:, :1].expand(-1, frames, -1, -1, -1).flatten(0, 1)
-    return warp(first, condition.flatten(0, 1).to(video.dtype)).unflatten(0, (len(video), frames))
