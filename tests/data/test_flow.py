@@ -150,7 +150,12 @@ def test_gray_sequence_prepares_frame_zero_once_without_changing_the_flows():
     # estimate_gray_sequence prepares frame 0 (float copy, pixel grid) once for all pairs; pair by pair
     # through the public estimate_raw_pair (which prepares it again each time) must give the same
     # conditions. Same operations on the same arrays, nothing batched: equal to float32 rounding.
-    from s2dm_lightning.data.flow import PairFlows, estimate_gray_sequence, estimate_raw_pair, flows_to_condition
+    from s2dm_lightning.data.flow import (
+        PairFlows,
+        estimate_gray_sequence,
+        estimate_raw_pair,
+        flows_to_condition,
+    )
 
     settings = FlowSettings(flow_size=8)
     gray = moving_texture_video(num_frames=5, size=48, step=2)[..., 0]
