@@ -19,7 +19,11 @@ from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.cli import LightningCLI
 
 from s2dm_lightning.callbacks.progress import LineProgressBar, stdout_is_terminal
-from s2dm_lightning.commands.checkpoint_config import reconcile, refuse_mismatched_weights
+from s2dm_lightning.commands.checkpoint_config import (
+    reconcile,
+    refuse_mismatched_weights,
+    refuse_other_geometry,
+)
 from s2dm_lightning.resume import resolve_last
 from s2dm_lightning.strategy_check import reject_unpicklable_spawn
 
@@ -60,6 +64,7 @@ class TrainerCLI(LightningCLI):
         if checkpoint is not None and "state_dict" in checkpoint:
             ckpt_path = self.config[self.config["subcommand"]]["ckpt_path"]
             refuse_mismatched_weights(checkpoint["state_dict"], self.model.state_dict(), str(ckpt_path))
+            refuse_other_geometry(checkpoint, self.datamodule, str(ckpt_path))
             self._checkpoint = None
 
     def instantiate_trainer(self, **kwargs) -> Trainer:
