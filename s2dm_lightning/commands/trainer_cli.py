@@ -18,8 +18,8 @@ from lightning.pytorch import LightningDataModule, LightningModule, Trainer
 from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.cli import LightningCLI
 
-from s2dm_lightning.callbacks.checkpoint_at_end import CheckpointAtEnd, exit_if_interrupted
-from s2dm_lightning.callbacks.finite_loss import FiniteLossGuard
+from s2dm_lightning.callbacks.checkpoint_at_end import exit_if_interrupted
+from s2dm_lightning.callbacks.fault_defaults import with_fault_callbacks
 from s2dm_lightning.callbacks.progress import LineProgressBar, stdout_is_terminal
 from s2dm_lightning.checkpoint_io import use_atomic_checkpoints
 from s2dm_lightning.commands.checkpoint_config import reconcile, refuse_mismatched_weights
@@ -67,13 +67,11 @@ class TrainerCLI(LightningCLI):
 
     def instantiate_trainer(self, **kwargs) -> Trainer:
         """The trainer, with :class:`LineProgressBar` when stdout is not a terminal (unless the config has its own),
-        :class:`CheckpointAtEnd` first (before the EMA's ``on_train_end``), a :class:`FiniteLossGuard` unless the
-        config has one, and checkpoints written by rename."""
+        the fault callbacks (:func:`with_fault_callbacks`) and checkpoints written by rename."""
         bar = self._line_progress_bar()
         configured = self._get(self.config_init, "trainer", default={}).get("callbacks") or []
         configured = configured if isinstance(configured, list) else [configured]
-        guard = [] if any(isinstance(c, FiniteLossGuard) for c in configured) else [FiniteLossGuard()]
-        kwargs["callbacks"] = [CheckpointAtEnd(), *guard, *configured, *([bar] if bar is not None else [])]
+        kwargs["callbacks"] = [*with_fault_callbacks(configured), *([bar] if bar is not None else [])]
         trainer = super().instantiate_trainer(**kwargs)
         use_atomic_checkpoints(trainer)
         return trainer
