@@ -18,8 +18,15 @@ from lightning.pytorch import LightningDataModule, LightningModule, Trainer
 from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.cli import LightningCLI
 
+from s2dm_lightning.callbacks.checkpoint_at_end import exit_if_interrupted
+from s2dm_lightning.callbacks.fault_defaults import with_fault_callbacks
 from s2dm_lightning.callbacks.progress import LineProgressBar, stdout_is_terminal
-from s2dm_lightning.commands.checkpoint_config import reconcile, refuse_mismatched_weights
+from s2dm_lightning.checkpoint_io import use_atomic_checkpoints
+from s2dm_lightning.commands.checkpoint_config import (
+    reconcile,
+    refuse_mismatched_weights,
+    refuse_other_geometry,
+)
 from s2dm_lightning.resume import resolve_last
 from s2dm_lightning.strategy_check import reject_unpicklable_spawn
 
@@ -60,15 +67,19 @@ class TrainerCLI(LightningCLI):
         if checkpoint is not None and "state_dict" in checkpoint:
             ckpt_path = self.config[self.config["subcommand"]]["ckpt_path"]
             refuse_mismatched_weights(checkpoint["state_dict"], self.model.state_dict(), str(ckpt_path))
+            refuse_other_geometry(checkpoint, self.datamodule, str(ckpt_path))
             self._checkpoint = None
 
     def instantiate_trainer(self, **kwargs) -> Trainer:
-        """The trainer, with :class:`LineProgressBar` when stdout is not a terminal (unless the config has its own)."""
+        """The trainer, with :class:`LineProgressBar` when stdout is not a terminal (unless the config has its own),
+        the fault callbacks (:func:`with_fault_callbacks`) and checkpoints written by rename."""
         bar = self._line_progress_bar()
-        if bar is not None:
-            configured = self._get(self.config_init, "trainer", default={}).get("callbacks") or []
-            kwargs["callbacks"] = [*(configured if isinstance(configured, list) else [configured]), bar]
-        return super().instantiate_trainer(**kwargs)
+        configured = self._get(self.config_init, "trainer", default={}).get("callbacks") or []
+        configured = configured if isinstance(configured, list) else [configured]
+        kwargs["callbacks"] = [*with_fault_callbacks(configured), *([bar] if bar is not None else [])]
+        trainer = super().instantiate_trainer(**kwargs)
+        use_atomic_checkpoints(trainer)
+        return trainer
 
     def _line_progress_bar(self) -> LineProgressBar | None:
         trainer_config = self._get(self.config_init, "trainer", default={})
@@ -87,4 +98,8 @@ class TrainerCLI(LightningCLI):
     def fit(self, **kwargs) -> None:
         """``trainer.fit``; ``--ckpt_path last`` = the experiment's newest complete checkpoint (docs/resuming.md)."""
         kwargs["ckpt_path"] = resolve_last(self.trainer, kwargs.get("ckpt_path"))
-        self.trainer.fit(**kwargs)
+        try:
+            self.trainer.fit(**kwargs)
+        except SystemExit:  # Lightning's way out after SIGTERM / Ctrl-C: say where the checkpoint is
+            exit_if_interrupted(self.trainer)
+            raise

@@ -24,6 +24,12 @@ import lightning as L
 import torch
 from diffusers import SchedulerMixin
 
+from s2dm_lightning.data.geometry import (
+    CHECKPOINT_KEY,
+    DEFAULT_FRAME_GEOMETRY,
+    check_geometry,
+    geometry_conflict,
+)
 from s2dm_lightning.diffusion import (
     DEFAULT_SAMPLER,
     GUIDANCE_MODES,
@@ -125,6 +131,36 @@ class DiffusionModule(L.LightningModule):
 
     sampling: SamplingSettings
     _noise_generator: torch.Generator | None = None
+    _frame_geometry: str = DEFAULT_FRAME_GEOMETRY
+
+    # ------------------------------------------------------------ frame geometry (data.geometry)
+    def _data_frame_geometry(self) -> str | None:
+        trainer = self._trainer
+        return getattr(getattr(trainer, "datamodule", None), "frame_geometry", None) if trainer is not None else None
+
+    @property
+    def frame_geometry(self) -> str:
+        """How frames of another aspect were made square for this network (``data.geometry``): the attached
+        data module's while training, else the checkpoint's or the exported pipeline's (``crop`` if neither
+        says). ``sample --motion_from`` and ``--image`` follow it."""
+        return self._data_frame_geometry() or self._frame_geometry
+
+    @frame_geometry.setter
+    def frame_geometry(self, value: str) -> None:
+        self._frame_geometry = check_geometry(value)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint[CHECKPOINT_KEY] = self.frame_geometry
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Record the checkpoint's frame geometry; under a data module with another one, a ValueError."""
+        stored = checkpoint.get(CHECKPOINT_KEY)
+        where = getattr(self._trainer, "ckpt_path", None) or "(being loaded)"
+        problem = geometry_conflict(stored, self._data_frame_geometry(), where)
+        if problem is not None:
+            raise ValueError(problem)
+        if stored is not None:
+            self.frame_geometry = stored
 
     def diffusion_loss(self, batch: dict[str, Any], generator: torch.Generator) -> torch.Tensor:
         """The training loss of ``batch``, every random draw from ``generator`` (subclasses define it)."""
