@@ -152,6 +152,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sheet", type=Path, default=REPO / "docs" / "images" / "own_videos.png")
     args = parser.parse_args(argv)
     work = args.work_dir.resolve()
+    code = subprocess.run(["git", "-C", str(REPO), "log", "-1", "--format=%h %s"], capture_output=True,
+                          text=True).stdout.strip()  # the code measured: HEAD at the start
     footage = fetch_footage(work / "footage")
     data_root, runs = work / "dataset", work / "runs"
     for stale in (data_root, runs):  # every figure from a fresh start: no cached flows, no earlier run
@@ -190,8 +192,6 @@ def main(argv: list[str] | None = None) -> None:
             "sample", *model, "--image", str(footage[f"{photo}.png"]), "--motion_from", str(test_clip),
             "--output_dir", str(folder)], runs, env, runs / f"{folder.name}.log"))
         samples[f"sample --image {photo}.png, motion of {test_clip.name}"] = folder
-    code = subprocess.run(["git", "-C", str(REPO), "log", "-1", "--format=%h %s"], capture_output=True,
-                          text=True).stdout.strip()
     results = {"threads": args.threads, "steps": args.steps, "code": code,
                "machine": f"{os.cpu_count()} CPU cores, load average {os.getloadavg()[0]:.1f} at the end",
                "footage": {name: str(path) for name, path in footage.items()}, "steps_run": steps}
