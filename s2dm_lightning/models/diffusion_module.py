@@ -45,8 +45,8 @@ from s2dm_lightning.training import (
     OptimizerFactory,
     build_optimizer,
 )
+from s2dm_lightning.training.lora import add_lora_adapter
 from s2dm_lightning.training.trainable import (
-    add_lora_adapter,
     complete_with_frozen,
     keep_trained,
     parameter_summary,

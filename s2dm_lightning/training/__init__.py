@@ -4,6 +4,7 @@ The diffusion modules take these as init arguments (:class:`s2dm_lightning.model
 the loss weighting (Min-SNR-gamma) is diffusion math and lives in :mod:`s2dm_lightning.diffusion.loss_weighting`.
 """
 
+from s2dm_lightning.training.lora import LORA_ATTENTION_PROJECTIONS, LORA_EXPORTS, LoraExport
 from s2dm_lightning.training.optimizers import (
     LR_SCHEDULES,
     AdamW8bit,
@@ -12,7 +13,6 @@ from s2dm_lightning.training.optimizers import (
     build_optimizer,
     lr_factor,
 )
-from s2dm_lightning.training.trainable import LORA_ATTENTION_PROJECTIONS
 
-__all__ = ["LR_SCHEDULES", "LORA_ATTENTION_PROJECTIONS", "AdamW8bit", "LRSchedule", "OptimizerFactory",
+__all__ = ["LR_SCHEDULES", "LORA_ATTENTION_PROJECTIONS", "LORA_EXPORTS", "LoraExport", "AdamW8bit", "LRSchedule", "OptimizerFactory",
            "build_optimizer", "lr_factor"]

@@ -19,25 +19,6 @@ from collections.abc import Iterable, Sequence
 import torch
 from torch import nn
 
-LORA_ATTENTION_PROJECTIONS = ("to_q", "to_k", "to_v", "to_out.0")
-
-
-def add_lora_adapter(unet: nn.Module, rank: int, alpha: float | None, target_modules: Sequence[str]) -> None:
-    """A peft LoRA adapter of ``rank`` (scale alpha / rank; alpha None = rank) on ``target_modules``."""
-    try:
-        from peft import LoraConfig
-    except ImportError as error:  # peft is a dependency; a broken install says so
-        raise ImportError("model.init_args.lora_rank needs peft (a dependency of s2dm_lightning: "
-                          "pip install 'peft>=0.17,<0.22')") from error
-    config = LoraConfig(r=rank, lora_alpha=alpha if alpha is not None else rank, init_lora_weights="gaussian",
-                        target_modules=list(target_modules))
-    unet.add_adapter(config)
-
-
-def has_lora_adapter(module: nn.Module) -> bool:
-    """True when ``module`` (a UNet) carries a peft adapter."""
-    return bool(getattr(module, "peft_config", None))
-
 
 def matches(name: str, patterns: Iterable[str]) -> bool:
     return any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
