@@ -218,10 +218,11 @@ class DiffusionModule(L.LightningModule):
         """Add the LoRA adapter to ``self.unet`` and freeze what the recipe does not train; the parameter
         names starting with an ``always_trained`` prefix (the parts the model adds) stay trainable."""
         recipe = self.recipe
+        frozen = {name for name, p in self.named_parameters() if not p.requires_grad}  # the encoders
         if recipe.lora_rank is not None:
             add_lora_adapter(self.unet, recipe.lora_rank, recipe.lora_alpha, recipe.lora_target_modules)
         select_trainable(self, recipe.trainable_parameters, always_trained, recipe.lora_rank is not None,
-                         KEY + "trainable_parameters")
+                         KEY + "trainable_parameters", frozen)
 
     def diffusion_loss(self, batch: dict[str, Any], generator: torch.Generator) -> torch.Tensor:
         """The training loss of ``batch``, every random draw from ``generator`` (subclasses define it)."""

@@ -25,10 +25,12 @@ def matches(name: str, patterns: Iterable[str]) -> bool:
 
 
 def select_trainable(
-    module: nn.Module, patterns: Sequence[str] | None, always_trained: Sequence[str], lora: bool, key: str
+    module: nn.Module, patterns: Sequence[str] | None, always_trained: Sequence[str], lora: bool, key: str,
+    frozen: set[str],
 ) -> None:
-    """Freeze what the run does not train (module doc). ``key``: the config key of ``patterns`` (errors)."""
-    candidates = {name for name, p in module.named_parameters() if p.requires_grad}  # frozen encoders stay out
+    """Freeze what the run does not train (module doc). ``key``: the config key of ``patterns`` (errors);
+    ``frozen``: the names frozen before the adapter was added (the encoders), which stay frozen."""
+    candidates = {name for name, _ in module.named_parameters() if name not in frozen}
     if patterns is not None:
         unmatched = [p for p in patterns if not any(fnmatch.fnmatchcase(n, p) for n in candidates)]
         if unmatched:
