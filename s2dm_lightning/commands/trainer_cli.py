@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 import yaml
 from lightning.pytorch import LightningDataModule, LightningModule, Trainer
-from lightning.pytorch.callbacks import ProgressBar
+from lightning.pytorch.callbacks import ProgressBar, WeightAveraging
 from lightning.pytorch.cli import LightningCLI
 
 from s2dm_lightning.callbacks.progress import LineProgressBar, stdout_is_terminal
@@ -38,6 +38,9 @@ class TrainerCLI(LightningCLI):
         parser.add_argument("--progress_every_n_steps", type=int | None, default=None,
                             help="when stdout is not a terminal (a log file), print a progress line every N "
                                  "training steps (default: trainer.log_every_n_steps)")
+        parser.add_argument("--ema", type=bool, default=True,
+                            help="false: leave out the config's weight-averaging callbacks (EMAWeightAveraging), "
+                                 "which hold a full copy of the module's weights")
 
     def _parse_ckpt_path(self) -> None:
         """``--ckpt_path CKPT``: the checkpoint-vs-config rule of :mod:`s2dm_lightning.commands.checkpoint_config`
@@ -65,9 +68,12 @@ class TrainerCLI(LightningCLI):
     def instantiate_trainer(self, **kwargs) -> Trainer:
         """The trainer, with :class:`LineProgressBar` when stdout is not a terminal (unless the config has its own)."""
         bar = self._line_progress_bar()
+        configured = self._get(self.config_init, "trainer", default={}).get("callbacks") or []
+        configured = configured if isinstance(configured, list) else [configured]
+        if self._get(self.config, "ema", True) is False:
+            kwargs["callbacks"] = configured = [c for c in configured if not isinstance(c, WeightAveraging)]
         if bar is not None:
-            configured = self._get(self.config_init, "trainer", default={}).get("callbacks") or []
-            kwargs["callbacks"] = [*(configured if isinstance(configured, list) else [configured]), bar]
+            kwargs["callbacks"] = [*configured, bar]
         return super().instantiate_trainer(**kwargs)
 
     def _line_progress_bar(self) -> LineProgressBar | None:

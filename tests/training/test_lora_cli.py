@@ -31,3 +31,11 @@ def test_lora_fit_checkpoints_only_the_trained_weights_resumes_and_exports(tmp_p
             model = S2DMPipeline.from_pretrained(tmp_path / form).to_s2dm()
             outputs.append(model.sample_videos(batch, torch.Generator().manual_seed(0)))
     torch.testing.assert_close(outputs[0], outputs[1], rtol=0, atol=1e-4)  # fused vs two-path float32 rounding
+
+
+def test_ema_false_leaves_the_ema_callback_out(tmp_path, tiny_sd, synthetic_root):
+    config = latent_config(tmp_path, tiny_sd, synthetic_root)  # with EMAWeightAveraging
+    main(["fit", "--config", str(config), "--trainer.max_steps=2", "--ema=false"])
+    checkpoint = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert "current_model_state" not in checkpoint and "averaging_state" not in checkpoint
+    assert not any("WeightAveraging" in name for name in checkpoint.get("callbacks", {}))
