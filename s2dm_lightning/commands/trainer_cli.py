@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 import yaml
 from lightning.pytorch import LightningDataModule, LightningModule, Trainer
-from lightning.pytorch.callbacks import ProgressBar
+from lightning.pytorch.callbacks import ProgressBar, WeightAveraging
 from lightning.pytorch.cli import LightningCLI
 
 from s2dm_lightning.callbacks.checkpoint_at_end import exit_if_interrupted
@@ -45,6 +45,9 @@ class TrainerCLI(LightningCLI):
         parser.add_argument("--progress_every_n_steps", type=int | None, default=None,
                             help="when stdout is not a terminal (a log file), print a progress line every N "
                                  "training steps (default: trainer.log_every_n_steps)")
+        parser.add_argument("--ema", type=bool, default=True,
+                            help="false: leave out the config's weight-averaging callbacks (EMAWeightAveraging), "
+                                 "which hold a full copy of the module's weights")
 
     def _parse_ckpt_path(self) -> None:
         """``--ckpt_path CKPT``: the checkpoint-vs-config rule of :mod:`s2dm_lightning.commands.checkpoint_config`
@@ -76,6 +79,8 @@ class TrainerCLI(LightningCLI):
         bar = self._line_progress_bar()
         configured = self._get(self.config_init, "trainer", default={}).get("callbacks") or []
         configured = configured if isinstance(configured, list) else [configured]
+        if self._get(self.config, "ema", True) is False:
+            configured = [c for c in configured if not isinstance(c, WeightAveraging)]
         kwargs["callbacks"] = [*with_fault_callbacks(configured), *([bar] if bar is not None else [])]
         trainer = super().instantiate_trainer(**kwargs)
         use_atomic_checkpoints(trainer)
