@@ -15,10 +15,13 @@ from pathlib import Path
 import torch
 import yaml
 from lightning.pytorch import LightningDataModule, LightningModule, Trainer
-from lightning.pytorch.callbacks import ProgressBar
+from lightning.pytorch.callbacks import ProgressBar, WeightAveraging
 from lightning.pytorch.cli import LightningCLI
 
+from s2dm_lightning.callbacks.checkpoint_at_end import exit_if_interrupted
+from s2dm_lightning.callbacks.fault_defaults import with_fault_callbacks
 from s2dm_lightning.callbacks.progress import LineProgressBar, stdout_is_terminal
+from s2dm_lightning.checkpoint_io import use_atomic_checkpoints
 from s2dm_lightning.commands.checkpoint_config import (
     reconcile,
     refuse_mismatched_weights,
@@ -42,6 +45,9 @@ class TrainerCLI(LightningCLI):
         parser.add_argument("--progress_every_n_steps", type=int | None, default=None,
                             help="when stdout is not a terminal (a log file), print a progress line every N "
                                  "training steps (default: trainer.log_every_n_steps)")
+        parser.add_argument("--ema", type=bool, default=True,
+                            help="false: leave out the config's weight-averaging callbacks (EMAWeightAveraging), "
+                                 "which hold a full copy of the module's weights")
 
     def _parse_ckpt_path(self) -> None:
         """``--ckpt_path CKPT``: the checkpoint-vs-config rule of :mod:`s2dm_lightning.commands.checkpoint_config`
@@ -68,12 +74,17 @@ class TrainerCLI(LightningCLI):
             self._checkpoint = None
 
     def instantiate_trainer(self, **kwargs) -> Trainer:
-        """The trainer, with :class:`LineProgressBar` when stdout is not a terminal (unless the config has its own)."""
+        """The trainer, with :class:`LineProgressBar` when stdout is not a terminal (unless the config has its own),
+        the fault callbacks (:func:`with_fault_callbacks`) and checkpoints written by rename."""
         bar = self._line_progress_bar()
-        if bar is not None:
-            configured = self._get(self.config_init, "trainer", default={}).get("callbacks") or []
-            kwargs["callbacks"] = [*(configured if isinstance(configured, list) else [configured]), bar]
-        return super().instantiate_trainer(**kwargs)
+        configured = self._get(self.config_init, "trainer", default={}).get("callbacks") or []
+        configured = configured if isinstance(configured, list) else [configured]
+        if self._get(self.config, "ema", True) is False:
+            configured = [c for c in configured if not isinstance(c, WeightAveraging)]
+        kwargs["callbacks"] = [*with_fault_callbacks(configured), *([bar] if bar is not None else [])]
+        trainer = super().instantiate_trainer(**kwargs)
+        use_atomic_checkpoints(trainer)
+        return trainer
 
     def _line_progress_bar(self) -> LineProgressBar | None:
         trainer_config = self._get(self.config_init, "trainer", default={})
@@ -92,4 +103,8 @@ class TrainerCLI(LightningCLI):
     def fit(self, **kwargs) -> None:
         """``trainer.fit``; ``--ckpt_path last`` = the experiment's newest complete checkpoint (docs/resuming.md)."""
         kwargs["ckpt_path"] = resolve_last(self.trainer, kwargs.get("ckpt_path"))
-        self.trainer.fit(**kwargs)
+        try:
+            self.trainer.fit(**kwargs)
+        except SystemExit:  # Lightning's way out after SIGTERM / Ctrl-C: say where the checkpoint is
+            exit_if_interrupted(self.trainer)
+            raise

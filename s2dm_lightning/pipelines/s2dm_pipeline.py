@@ -45,6 +45,7 @@ from s2dm_lightning.models.pretrained_folder import PretrainedFolderError
 from s2dm_lightning.models.reference_condition import check_reference_use, encode_reference
 from s2dm_lightning.models.text_encoder import CachedTextEncoder, CLIPTextEncoder, MiniLMTextEncoder
 from s2dm_lightning.pipelines.reference_image import ReferenceImage, reference_image_tensor
+from s2dm_lightning.training.lora import load_exported_adapter
 
 if TYPE_CHECKING:
     from s2dm_lightning.models.s2dm import S2DM
@@ -140,13 +141,14 @@ class S2DMPipeline(DiffusionPipeline):
 
     # ------------------------------------------------------------ conversions
     @classmethod
-    def from_s2dm(cls, model: S2DM) -> S2DMPipeline:
-        """The pipeline of a trained S2DM (sharing its networks; the EMA weights if the checkpoint had them)."""
+    def from_s2dm(cls, model: S2DM, unet: UNet2DConditionModel | None = None) -> S2DMPipeline:
+        """The pipeline of a trained S2DM (sharing its networks; the EMA weights if the checkpoint had them);
+        ``unet`` replaces the model's (export: a LoRA UNet merged, or its base)."""
         encoder = model.text_encoder
         saved = isinstance(encoder, (CLIPTextEncoder, MiniLMTextEncoder))
         settings = model.hparams
         return cls(
-            unet=model.unet,
+            unet=unet if unet is not None else model.unet,
             scheduler=model.sampling.scheduler(model.noise_scheduler.config),
             text_encoder=encoder.model if saved else None,
             tokenizer=encoder.tokenizer if saved else None,
@@ -225,7 +227,9 @@ class S2DMPipeline(DiffusionPipeline):
                     "safetensors only. Remove it, or pass allow_pickle=True if you made this folder yourself"
                 )
         kwargs.setdefault("use_safetensors", None if allow_pickle else True)  # None: safetensors first, else .bin
-        return super().from_pretrained(str(folder), local_files_only=True, **kwargs)
+        pipeline = super().from_pretrained(str(folder), local_files_only=True, **kwargs)
+        load_exported_adapter(pipeline.unet, folder)  # an `export --lora adapter` folder: base UNet + unet_lora/
+        return pipeline
 
     # ------------------------------------------------------------------ pieces
     @property
