@@ -59,14 +59,25 @@ def test_the_opencv_fallback_retrieves_only_the_clip_frames(tmp_path, monkeypatc
         def get_batch(self, indices):
             raise RuntimeError("decord cannot decode this file")
 
-    class CountingCapture(cv2.VideoCapture):
+    real_capture = cv2.VideoCapture
+
+    class CountingCapture:  # a wrapper, not a subclass: subclassing OpenCV's class crashes at teardown
+        def __init__(self, name):
+            self.capture = real_capture(name)
+
+        def isOpened(self):  # noqa: N802 - OpenCV's name
+            return self.capture.isOpened()
+
         def grab(self):
             calls["grab"] += 1
-            return super().grab()
+            return self.capture.grab()
 
-        def retrieve(self, *args):
+        def retrieve(self):
             calls["retrieve"] += 1
-            return super().retrieve(*args)
+            return self.capture.retrieve()
+
+        def release(self):
+            self.capture.release()
 
     open_decord = video_io._open_decord
     monkeypatch.setattr(video_io, "_open_decord", Failing)
