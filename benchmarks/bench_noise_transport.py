@@ -10,6 +10,7 @@ copies), best of ``--repeats`` timings each; prints the milliseconds and warped 
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import time
 
@@ -46,8 +47,9 @@ def main() -> None:
     for channels, size in ((4, 16), (3, 32)):
         condition = zoom_rotate_conditions(4, 16, size)
         g = torch.Generator().manual_seed(0)
-        shared = best_ms(lambda: sample_video_noise(4, 16, (channels, size, size), "shared", g), args.repeats)
-        warped = best_ms(lambda: sample_video_noise(4, 16, (channels, size, size), "warped", g, condition=condition),
+        shape = (channels, size, size)
+        shared = best_ms(functools.partial(sample_video_noise, 4, 16, shape, "shared", g), args.repeats)
+        warped = best_ms(functools.partial(sample_video_noise, 4, 16, shape, "warped", g, condition=condition),
                          args.repeats)
         print(f"{channels}x{size}x{size}: shared {shared:.3f} ms, warped {warped:.3f} ms, ratio {warped / shared:.1f}")
 
