@@ -31,13 +31,16 @@ def texture_sticking(generated: torch.Tensor, condition: torch.Tensor, shape_mas
         generated: (B, F, 3, H, W) videos in [-1, 1].
         condition: the true conditions (B, F, 3, h, w) (frame i's backward grid to frame 1 and occlusion).
         shape_mask: (B, F, H, W) True on the moving shape's pixels of each frame.
-    Frames 2..F count, on shape pixels visible in frame 1.
+    Frames 2..F count, on shape pixels visible in frame 1 whose 3 x 3 neighbourhood is all shape.
     """
     pattern = high_pass(generated)  # (B, F, 1, H, W)
     first = pattern[:, 0]
     carried = warp_reference(first, condition)
     visible = resize_condition(condition, tuple(generated.shape[-2:]), mode="bilinear")[:, :, 2] >= 0.5
-    pixels = (shape_mask & visible)[:, 1:]
+    # only pixels whose whole 3 x 3 high-pass window lies on the shape: at its outline the window also
+    # sees the (still) background, which would count as sticking whatever the shape's texture does
+    interior = -F.max_pool2d(-shape_mask.float().flatten(0, 1)[:, None], 3, stride=1, padding=1)
+    pixels = (interior.view_as(shape_mask).bool() & visible)[:, 1:]
     if not bool(pixels.any()):
         raise ValueError("texture_sticking: no shape pixel of frames 2..F is visible in frame 1")
     moving = (pattern[:, 1:, 0] - carried[:, 1:, 0]).abs()[pixels].mean().item()

@@ -30,13 +30,13 @@ def _scene(sticking: bool):
 def test_a_texture_moving_with_its_shape_scores_moving() -> None:
     result = texture_sticking(*_scene(sticking=False))
     assert result["moving_error"] < 1e-5  # integer shifts: the carried pattern is exact to float rounding
-    assert result["sticking_error"] > 0.05 and result["ratio"] < 0.01
+    assert result["sticking_error"] > 0.05 and result["ratio"] < 1e-3
 
 
 def test_a_texture_pasted_at_a_fixed_screen_position_scores_sticking() -> None:
     result = texture_sticking(*_scene(sticking=True))
     # not 0 / not a huge ratio: the outline moves, so the shape's newly covered pixels and its edges
-    # differ from frame 1 at the same screen position too (2.26 here); a moving texture scores < 0.01
+    # differ from frame 1 at the same screen position too (2.77 here); a moving texture scores < 1e-6
     assert result["ratio"] > 2
     assert result["moving_error"] > 0.05
 
