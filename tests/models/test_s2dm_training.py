@@ -133,6 +133,9 @@ def test_shared_z_T_and_identical_flows_give_identical_frames(eta):
         assert_equal_to_batch_rounding(video[:, f], video[:, 0], unlike=video.flip(0)[:, 0])  # videos: own z_T
     independent = model.sample_videos(batch, torch.Generator().manual_seed(0), noise_sharing="independent")
     assert (independent[:, 1] - independent[:, 0]).abs().amax() > 1e-2
+    # warped noise along identity flows is shared noise (same draws, same generator state): same batch make-up
+    warped = model.sample_videos(batch, torch.Generator().manual_seed(0), noise_sharing="warped")
+    assert torch.equal(warped, video)
 
 
 def test_sampling_makes_one_batched_network_call_per_step():
