@@ -4,7 +4,10 @@ A video is returned as a uint8 array of shape (L, H, W, 3) in RGB order. Two sou
 
 - a folder of image frames (``*.png``, ``*.jpg``, ``*.jpeg``), in natural sort order
   (``img_2.jpg`` before ``img_10.jpg``), read with OpenCV;
-- a video file (``.mp4``, ``.avi``, ``.mov``, ``.mkv``), read with decord.
+- a video file (``.mp4``, ``.avi``, ``.mov``, ``.mkv``), read with decord: ``read_video(path, indices)``
+  decodes only those frames (``get_batch`` seeks); where decord fails, OpenCV grabs past the other
+  frames without converting them and retrieves only the wanted ones, and a frame that does not
+  decode is named (``frame N does not decode``).
 
 Every failure raises :class:`VideoReadError` with the path and the reason, so that a
 corrupt file in a dataset of a thousand videos can be found at once. That includes a
