@@ -66,3 +66,33 @@ class ResumeProbe(L.Callback):
             "ema": {k: v.detach().clone() for k, v in average.items()},
             "current": {k: v.detach().clone() for k, v in pl_module.state_dict().items()},
         }, self.out_file)
+
+
+class WeightProbe(L.Callback):
+    """Saves the module's weights at the start of fit (the initial ones), after every training batch (the last
+    one kept: the live weights) and at the start of every validation epoch (what validation and the sample
+    videos use; listed after the EMA callback, so after it swapped its copy in), to ``out_file`` at teardown.
+
+    Args:
+        out_file: where to ``torch.save`` {"initial", "live", "validation"}.
+    """
+
+    def __init__(self, out_file: str) -> None:
+        self.out_file = out_file
+        self.weights: dict[str, dict[str, torch.Tensor]] = {}
+
+    def _keep(self, name: str, pl_module: L.LightningModule) -> None:
+        self.weights[name] = {k: v.detach().clone() for k, v in pl_module.state_dict().items()}
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._keep("initial", pl_module)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self._keep("live", pl_module)
+
+    def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            self._keep("validation", pl_module)
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        torch.save(self.weights, self.out_file)

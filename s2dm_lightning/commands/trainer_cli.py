@@ -16,14 +16,18 @@ from pathlib import Path
 import torch
 import yaml
 from lightning.pytorch import LightningDataModule, LightningModule, Trainer
-from lightning.pytorch.callbacks import ProgressBar
+from lightning.pytorch.callbacks import ProgressBar, WeightAveraging
 from lightning.pytorch.cli import LightningCLI
 
 from s2dm_lightning.callbacks.checkpoint_at_end import exit_if_interrupted
 from s2dm_lightning.callbacks.fault_defaults import with_fault_callbacks
 from s2dm_lightning.callbacks.progress import LineProgressBar, stdout_is_terminal
 from s2dm_lightning.checkpoint_io import use_atomic_checkpoints
-from s2dm_lightning.commands.checkpoint_config import reconcile, refuse_mismatched_weights
+from s2dm_lightning.commands.checkpoint_config import (
+    reconcile,
+    refuse_mismatched_weights,
+    refuse_other_geometry,
+)
 from s2dm_lightning.resume import resolve_last
 from s2dm_lightning.run_lock import claim_run_folder
 from s2dm_lightning.strategy_check import reject_unpicklable_spawn
@@ -43,6 +47,9 @@ class TrainerCLI(LightningCLI):
         parser.add_argument("--progress_every_n_steps", type=int | None, default=None,
                             help="when stdout is not a terminal (a log file), print a progress line every N "
                                  "training steps (default: trainer.log_every_n_steps)")
+        parser.add_argument("--ema", type=bool, default=True,
+                            help="false: leave out the config's weight-averaging callbacks (EMAWeightAveraging), "
+                                 "which hold a full copy of the module's weights")
 
     def _parse_ckpt_path(self) -> None:
         """``--ckpt_path CKPT``: the checkpoint-vs-config rule of :mod:`s2dm_lightning.commands.checkpoint_config`
@@ -65,6 +72,7 @@ class TrainerCLI(LightningCLI):
         if checkpoint is not None and "state_dict" in checkpoint:
             ckpt_path = self.config[self.config["subcommand"]]["ckpt_path"]
             refuse_mismatched_weights(checkpoint["state_dict"], self.model.state_dict(), str(ckpt_path))
+            refuse_other_geometry(checkpoint, self.datamodule, str(ckpt_path))
             self._checkpoint = None
 
     def instantiate_trainer(self, **kwargs) -> Trainer:
@@ -73,6 +81,8 @@ class TrainerCLI(LightningCLI):
         bar = self._line_progress_bar()
         configured = self._get(self.config_init, "trainer", default={}).get("callbacks") or []
         configured = configured if isinstance(configured, list) else [configured]
+        if self._get(self.config, "ema", True) is False:
+            configured = [c for c in configured if not isinstance(c, WeightAveraging)]
         kwargs["callbacks"] = [*with_fault_callbacks(configured), *([bar] if bar is not None else [])]
         trainer = super().instantiate_trainer(**kwargs)
         use_atomic_checkpoints(trainer)

@@ -7,7 +7,7 @@ from s2dm_lightning.diffusion.guidance import (
     combine_guidance,
     guidance_branches,
 )
-from s2dm_lightning.diffusion.samplers import DEFAULT_SAMPLER, build_sampler
+from s2dm_lightning.diffusion.samplers import DEFAULT_SAMPLER, build_sampler, default_noise_scheduler
 from s2dm_lightning.diffusion.sector_noise import (
     NOISE_SHARING_MODES,
     PREDICTION_TYPES,
@@ -24,6 +24,7 @@ from s2dm_lightning.diffusion.sector_sampler import check_sampler_settings, sect
 __all__ = [
     "DEFAULT_SAMPLER",
     "build_sampler",
+    "default_noise_scheduler",
     "GUIDANCE_MODES",
     "NOISE_SHARING_MODES",
     "GuidanceSettings",

@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import torch
-import torch.nn.functional as F
 from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
 from einops import rearrange, repeat
 
@@ -20,6 +19,7 @@ from s2dm_lightning.diffusion import (
     NoiseSharing,
     add_noise_to_videos,
     check_prediction_type,
+    default_noise_scheduler,
     diffusion_target,
     sample_condition_keep,
     sample_video_noise,
@@ -50,16 +50,6 @@ from s2dm_lightning.models.reference_condition import (
 )
 from s2dm_lightning.models.text_encoder import CachedTextEncoder
 from s2dm_lightning.validation import check_choice, check_number
-
-
-def default_noise_scheduler(clip_sample: bool = True) -> DDPMScheduler:
-    """The DDPM schedule for pixel-space training: linear betas 1e-4 .. 0.02, T = 1000.
-
-    ``clip_sample`` keeps DDIM's x_0 prediction in [-1, 1]: near t = T, sqrt(alpha_hat_t) is
-    about 0.006, so without clipping small eps errors blow up into saturated noise. Latent
-    models (SD 1.5) use their own scheduler config, or this one with clipping off.
-    """
-    return DDPMScheduler(num_train_timesteps=1000, beta_schedule="linear", clip_sample=clip_sample)
 
 
 def _check_arguments(hparams: Any) -> None:
@@ -140,12 +130,15 @@ class S2DM(DiffusionModule):
             ``noise_scheduler``'s config; one whose step draws its own noise is refused.
         sampler_options: its settings on top of that config, e.g. ``{algorithm_type: sde-dpmsolver++}``
             (the SDE solver; its noise is shared by the frames of a video like DDIM's).
+        training_options: the training recipe of :class:`DiffusionModule`: ``optimizer``, ``lr_schedule``,
+            ``lr_decay_steps``, ``snr_gamma``, ``lora_rank``/``_alpha``/``_target_modules``, ``trainable_parameters``.
     """
 
     # Settings the trained weights are tied to (their shapes, or what the network predicts): a checkpoint
     # only loads into a config with the same values (s2dm_lightning.commands.checkpoint_config).
     ARCHITECTURE_HPARAMS = ("unet", "vae", "text_encoder.class_path", "noise_scheduler", "sample_size",
-                            "flow_fusion", "flow_size", "flow_patch_size", "reference_condition")
+                            "flow_fusion", "flow_size", "flow_patch_size", "reference_condition",
+                            "lora_rank", "lora_alpha", "lora_target_modules", "trainable_parameters")
 
     def __init__(
         self,
@@ -181,9 +174,10 @@ class S2DM(DiffusionModule):
         sampling_seed: int = 0,
         sampler: str = "DDIMScheduler",
         sampler_options: dict[str, Any] | None = None,
+        **training_options: Any,
     ) -> None:
-        super().__init__()
-        self.save_hyperparameters(ignore=["unet", "text_encoder", "noise_scheduler", "vae"])
+        super().__init__(**training_options)  # the optimiser (a callable) lives in self.recipe, not the hparams
+        self.save_hyperparameters(ignore=["unet", "text_encoder", "noise_scheduler", "vae", "optimizer"])
         _check_arguments(self.hparams)
         self.sampling = SamplingSettings.from_hparams(self.hparams, "flow_guidance_scale")
         flow_channels = FLOW_CHANNELS if flow_fusion in ("concat", "both") else 0
@@ -207,6 +201,8 @@ class S2DM(DiffusionModule):
         if sample_size is not None:
             check_frame_size(f"{KEY}sample_size", sample_size, self.unet)
         self._check_unet_channels()
+        grown_conv_in = self.unet.config.in_channels > self.unet.config.out_channels  # flow / reference channels
+        self.prepare_trainable(("flow_conditioner.", *(("unet.conv_in.",) if grown_conv_in else ())))
 
     # ------------------------------------------------------------------ set-up
     def _check_unet_channels(self) -> None:
@@ -406,7 +402,7 @@ class S2DM(DiffusionModule):
         )
         target = diffusion_target(self.noise_scheduler.alphas_cumprod, self.noise_scheduler.config.prediction_type,
                                   x0, nu, t)
-        return F.mse_loss(eps.float(), rearrange(target, "b f c h w -> (b f) c h w").float())
+        return self.prediction_loss(eps, rearrange(target, "b f c h w -> (b f) c h w"), rearrange(t, "b f -> (b f)"))
 
     def _training_reference(self, batch: dict[str, Any], flow: torch.Tensor,
                             generator: torch.Generator) -> torch.Tensor | None:

@@ -52,7 +52,7 @@ def test_v_prediction_trains_on_v_and_samples_with_it(monkeypatch):
         captured["target"] = target
         return real_mse(prediction, target)
 
-    monkeypatch.setattr("s2dm_lightning.models.s2dm.F.mse_loss", capture)
+    monkeypatch.setattr("s2dm_lightning.models.diffusion_module.F.mse_loss", capture)
     model.training_step(batch, 0)
     sample, t, _ = inputs.calls[0]
     x0 = batch["frames"].flatten(0, 1)
