@@ -188,11 +188,8 @@ class DiffusionModule(L.LightningModule):
     def frame_geometry(self, value: str) -> None:
         self._frame_geometry = check_geometry(value)
 
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint[CHECKPOINT_KEY] = self.frame_geometry
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Record the checkpoint's frame geometry; under a data module with another one, a ValueError."""
+    def _check_checkpoint_geometry(self, checkpoint: dict[str, Any]) -> None:
+        """Under a data module with another frame geometry than the checkpoint's, a ValueError naming both."""
         stored = checkpoint.get(CHECKPOINT_KEY)
         where = getattr(self._trainer, "ckpt_path", None) or "(being loaded)"
         problem = geometry_conflict(stored, self._data_frame_geometry(), where)
@@ -317,6 +314,7 @@ class DiffusionModule(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Runs after the EMA callback's hook: "state_dict" is then the EMA copy, "current_model_state" the weights.
+        checkpoint[CHECKPOINT_KEY] = self.frame_geometry
         if self.saves_trained_only:
             names = trained_names(self)
             for key in ("state_dict", "current_model_state"):
@@ -325,6 +323,7 @@ class DiffusionModule(L.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Before Lightning's strict load and the EMA callback's: both get the frozen base (from ``pretrained``).
+        self._check_checkpoint_geometry(checkpoint)
         if self.recipe.trains_subset:
             names = trained_names(self)
             for key in ("state_dict", "current_model_state"):
