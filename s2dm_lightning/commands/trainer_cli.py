@@ -10,6 +10,7 @@ uses this class.
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from pathlib import Path
 
 import torch
@@ -28,6 +29,7 @@ from s2dm_lightning.commands.checkpoint_config import (
     refuse_other_geometry,
 )
 from s2dm_lightning.resume import resolve_last
+from s2dm_lightning.run_lock import claim_run_folder
 from s2dm_lightning.strategy_check import reject_unpicklable_spawn
 
 
@@ -102,9 +104,11 @@ class TrainerCLI(LightningCLI):
 
     def fit(self, **kwargs) -> None:
         """``trainer.fit``; ``--ckpt_path last`` = the experiment's newest complete checkpoint (docs/resuming.md)."""
-        kwargs["ckpt_path"] = resolve_last(self.trainer, kwargs.get("ckpt_path"))
-        try:
-            self.trainer.fit(**kwargs)
-        except SystemExit:  # Lightning's way out after SIGTERM / Ctrl-C: say where the checkpoint is
-            exit_if_interrupted(self.trainer)
-            raise
+        with ExitStack() as held:  # the run folder's lock (s2dm_lightning/run_lock.py) until fit ends
+            kwargs["ckpt_path"] = claim_run_folder(self.trainer, held,
+                                                   lambda: resolve_last(self.trainer, kwargs.get("ckpt_path")))
+            try:
+                self.trainer.fit(**kwargs)
+            except SystemExit:  # Lightning's way out after SIGTERM / Ctrl-C: say where the checkpoint is
+                exit_if_interrupted(self.trainer)
+                raise

@@ -28,6 +28,7 @@ from s2dm_lightning.data.latent_cache import LatentCache, prepare_latent_cache
 from s2dm_lightning.data.preprocess import PreprocessSummary, preprocess_flows
 from s2dm_lightning.data.regionmm import import_regionmm_flows
 from s2dm_lightning.data.video_io import VideoReadError, crop_box, read_video
+from s2dm_lightning.run_lock import folder_lock
 from s2dm_lightning.validation import check_choice, check_number
 
 log = logging.getLogger(__name__)
@@ -205,11 +206,12 @@ class VideoDataModule(L.LightningDataModule, ABC):
         self.check_root()
         records = self.records()
         self.check_crop_fits(records)
-        if self.regionmm_dir is not None:
-            summary = import_regionmm_flows(records, self.flow_cache(), self.regionmm_dir, progress)
-        else:
-            summary = preprocess_flows(records, self.flow_cache(), self.preprocess_workers, progress,
-                                       num_frames=self.num_frames)
+        with folder_lock(self.cache_dir, "flow cache", wait=True):  # a second preprocess waits, then finds it done
+            if self.regionmm_dir is not None:
+                summary = import_regionmm_flows(records, self.flow_cache(), self.regionmm_dir, progress)
+            else:
+                summary = preprocess_flows(records, self.flow_cache(), self.preprocess_workers, progress,
+                                           num_frames=self.num_frames)
         print(summary)
         return summary
 

@@ -14,10 +14,10 @@ from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
 from einops import rearrange, repeat
 
 from s2dm_lightning.diffusion import (
-    NOISE_SHARING_MODES,
     GuidanceSettings,
     NoiseSharing,
     add_noise_to_videos,
+    check_noise_sharing,
     check_prediction_type,
     default_noise_scheduler,
     diffusion_target,
@@ -56,10 +56,10 @@ def _check_arguments(hparams: Any) -> None:
     """The plain numbers and choices of S2DM's arguments, each named by its config key."""
     for name in ("sample_size", "flow_patch_size", "frames_per_step", "flow_size"):
         check_number(KEY + name, hparams[name], at_least=1, optional=name != "flow_size")
-    for name, choices in (("flow_fusion", FLOW_FUSIONS), ("noise_sharing", NOISE_SHARING_MODES),
-                          ("sample_noise_sharing", NOISE_SHARING_MODES),
-                          ("reference_condition", REFERENCE_CONDITIONS)):
+    for name, choices in (("flow_fusion", FLOW_FUSIONS), ("reference_condition", REFERENCE_CONDITIONS)):
         check_choice(KEY + name, hparams[name], choices)
+    for name in ("noise_sharing", "sample_noise_sharing"):
+        check_noise_sharing(KEY + name, hparams[name])
     check_training_arguments(hparams, ("text_dropout", "flow_dropout", "reference_dropout"))
 
 
@@ -383,7 +383,7 @@ class S2DM(DiffusionModule):
             x0 = self.encode_frames(batch["frames"] if order is None else _gather_frames(batch["frames"], order), generator)
         b, f = x0.shape[:2]
         mode = self.hparams.noise_sharing
-        nu = sample_video_noise(b, f, tuple(x0.shape[2:]), mode, generator, self.device, x0.dtype)
+        nu = sample_video_noise(b, f, tuple(x0.shape[2:]), mode, generator, self.device, x0.dtype, flow)
         t = sample_video_timesteps(b, f, self.noise_scheduler.config.num_train_timesteps, mode, generator, self.device)
         x_t = add_noise_to_videos(self.noise_scheduler.alphas_cumprod, x0, nu, t)
         keep_text = sample_condition_keep(b, self.hparams.text_dropout, generator, self.device)
@@ -460,7 +460,7 @@ class S2DM(DiffusionModule):
             generator=generator,
             device=self.device,
             initial_noise=initial_noise,
-            progress=progress,
+            progress=progress, condition=flow,
         )
         return self.decode_frames(x0)
 

@@ -368,6 +368,7 @@ class S2DMPipeline(DiffusionPipeline):
             num_inference_steps=num_inference_steps or config.num_inference_steps,
             eta=eta,
             noise_sharing=config.noise_sharing,
+            condition=condition,
             generator=generator,
             device=device,
             progress=not getattr(self, "_progress_bar_config", {}).get("disable", False),
