@@ -8,6 +8,7 @@ import torch
 from s2dm_lightning.cli import main
 from s2dm_lightning.flow_format import identity_condition
 from s2dm_lightning.synthetic import generate_synthetic_dataset
+from tests.data.footage import black_start
 from tests.pipelines.conftest import SIZE
 from tests.received_files import last_line, run_cli, save_pickled_checkpoint
 
@@ -64,4 +65,16 @@ def test_sample_refuses_a_checkpoint_with_a_pickled_payload(tiny_checkpoints, tm
     assert result.returncode != 0 and not marker.exists(), "the pickled payload ran"
     last = last_line(result.stderr)
     assert f"--s2dm_ckpt='{received}'" in last and "pickled Python objects" in last, result.stderr[-2000:]
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow  # a subprocess: ~30 s on 2 shared cores
+def test_sample_motion_from_a_video_with_a_black_first_frame_is_refused_naming_it(tiny_checkpoints, tmp_path):
+    """Bad footage met through the real command line: all-zero flows (a video that would not move) are refused,
+    the error printed last names the file, nothing is written."""
+    video = black_start(tmp_path / "black.avi")
+    result = run_cli(*sample_args(tiny_checkpoints, tmp_path / "out", f"--motion_from={video}"))
+    last = last_line(result.stderr)
+    assert result.returncode != 0, result.stderr[-2000:]
+    assert f"--motion_from: '{video}': its first frame is constant" in last, result.stderr[-2000:]
     assert not (tmp_path / "out").exists()

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from s2dm_lightning.video_files import write_mp4
-from tests.data.conftest import textured
+from tests.data.conftest import moving_texture_video, textured, write_avi
 
 
 def panning_four_by_three(num_frames: int, width: int = 64, height: int = 48, step: int = 1) -> np.ndarray:
@@ -26,3 +26,10 @@ def flat_ramp(num_frames: int, width: int = 64, height: int = 48) -> np.ndarray:
 def write_footage(path: Path, frames: np.ndarray, fps: int = 10) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     return write_mp4(path, frames, fps=fps)
+
+
+def black_start(path: Path) -> Path:
+    """An 8-frame 32 x 32 MJPG AVI of a moving texture whose first frame is black (every flow from it is zero)."""
+    frames = moving_texture_video(num_frames=8, size=32)
+    frames[0] = 0
+    return write_avi(path, frames)

@@ -14,12 +14,7 @@ from s2dm_lightning.data.preprocess import preprocess_flows
 from s2dm_lightning.pipelines.motion import flows_from_video
 from tests.bad_input.cli import run_cli, tiny_config
 from tests.data.conftest import moving_texture_video, write_avi
-
-
-def black_start(path: Path) -> Path:
-    frames = moving_texture_video(num_frames=8, size=32)
-    frames[0] = 0
-    return write_avi(path, frames)
+from tests.data.footage import black_start
 
 
 def truncated(path: Path, num_frames: int = 20) -> Path:
