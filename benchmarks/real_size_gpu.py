@@ -84,7 +84,7 @@ def run_row(row: str, checkpointing: bool, ema: bool, args, device: torch.device
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         with torch.no_grad():
-            for average, p in zip(ema_copy, params):
+            for average, p in zip(ema_copy, params if ema else [], strict=True):
                 average.lerp_(p, 1 - 0.9999)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
