@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from importlib import import_module
 
 from s2dm_lightning.commands.errors import run_with_clear_errors
+from s2dm_lightning.commands.quiet import silence_library_chatter
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ def usage() -> str:
 
 def main(argv: list[str] | None = None) -> None:
     """Run one subcommand; an error of our classes is printed alone, as the last line (exit status 2)."""
+    silence_library_chatter()
     run_with_clear_errors(lambda: _run(list(sys.argv[1:] if argv is None else argv)))
 
 

@@ -10,6 +10,7 @@ uses this class.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import torch
@@ -20,6 +21,8 @@ from lightning.pytorch.cli import LightningCLI
 
 from s2dm_lightning.callbacks.progress import LineProgressBar, stdout_is_terminal
 from s2dm_lightning.commands.checkpoint_config import reconcile, refuse_mismatched_weights
+from s2dm_lightning.commands.run_folder import log_into_evaluated_run
+from s2dm_lightning.commands.schedule_notice import unreached_validation_notice
 from s2dm_lightning.resume import resolve_last
 from s2dm_lightning.strategy_check import reject_unpicklable_spawn
 
@@ -33,6 +36,17 @@ class TrainerCLI(LightningCLI):
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})
         kwargs.setdefault("auto_configure_optimizers", False)
         super().__init__(LightningModule, LightningDataModule, *args, **kwargs)
+
+    def parse_arguments(self, parser, args) -> None:
+        """Our commands hand their arguments over explicitly (``commands/__init__.py`` reads ``sys.argv`` once),
+        so LightningCLI's warning about being given both ``args`` and ``sys.argv`` never applies."""
+        if args is None:
+            return super().parse_arguments(parser, args)
+        argv, sys.argv = sys.argv, sys.argv[:1]
+        try:
+            super().parse_arguments(parser, args)
+        finally:
+            sys.argv = argv
 
     def add_arguments_to_parser(self, parser) -> None:
         parser.add_argument("--progress_every_n_steps", type=int | None, default=None,
@@ -80,6 +94,11 @@ class TrainerCLI(LightningCLI):
         every = self._get(self.config, "progress_every_n_steps") or trainer_config.get("log_every_n_steps") or 50
         return LineProgressBar(every_n_steps=int(every))
 
+    def before_instantiate_classes(self) -> None:
+        """validate/test/predict of a run's checkpoint log into that run (``commands/run_folder.py``)."""
+        if self.subcommand is not None:
+            log_into_evaluated_run(self.subcommand, self.config[self.subcommand])
+
     def instantiate_classes(self) -> None:
         super().instantiate_classes()
         reject_unpicklable_spawn(self.trainer)  # ddp_spawn: a clear error now, not a pickling traceback later
@@ -87,4 +106,7 @@ class TrainerCLI(LightningCLI):
     def fit(self, **kwargs) -> None:
         """``trainer.fit``; ``--ckpt_path last`` = the experiment's newest complete checkpoint (docs/resuming.md)."""
         kwargs["ckpt_path"] = resolve_last(self.trainer, kwargs.get("ckpt_path"))
+        notice = unreached_validation_notice(self.trainer)
+        if notice and self.trainer.is_global_zero:
+            print(notice, file=sys.stderr, flush=True)
         self.trainer.fit(**kwargs)

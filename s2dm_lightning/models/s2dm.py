@@ -38,6 +38,7 @@ from s2dm_lightning.models.diffusion_module import (
 )
 from s2dm_lightning.models.flow_conditioning import FLOW_FUSIONS, FlowConditioner, FlowFusion
 from s2dm_lightning.models.frame_size import check_datamodule_fits, check_frame_size
+from s2dm_lightning.models.latent_preparation import fill_latent_cache
 from s2dm_lightning.models.pretrained import resolve_components
 from s2dm_lightning.models.reference_condition import (
     REFERENCE_CONDITIONS,
@@ -244,37 +245,15 @@ class S2DM(DiffusionModule):
         if self.hparams.latent_cache_dir is not None:
             self.prepare_latent_cache(self.trainer.datamodule)
 
-    def preprocess(self, datamodule: Any) -> None:
-        """The ``preprocess`` subcommand's model part: fill the latent cache (on a GPU if there is one)."""
-        if self.hparams.latent_cache_dir is None:
-            return
-        datamodule.setup("fit")
-        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        self.prepare_latent_cache(datamodule, device, require_complete=False)
-
     def prepare_latent_cache(self, datamodule: Any, device: torch.device | None = None,
                              require_complete: bool = True) -> Any:
-        """Fill ``latent_cache_dir`` with this VAE's latents of the training videos (DDP ranks share the
-        work) and have the training clips carry them instead of frames: ``datamodule.use_latent_cache``.
-
-        With ``require_complete`` (training), a training video still without latents is an error naming it.
-        """
-        if self.vae is None:
-            raise ValueError("model.latent_cache_dir is set, but the model has no VAE (model.vae / vae_path / pretrained)")
-        if not callable(getattr(datamodule, "use_latent_cache", None)):
-            raise ValueError(f"model.latent_cache_dir needs a VideoDataModule-style data module (use_latent_cache), "
-                             f"got {type(datamodule).__name__}")
+        """This VAE's latents of the training videos in ``latent_cache_dir`` (DDP ranks share the work), carried
+        by the training clips instead of frames (:func:`~s2dm_lightning.models.latent_preparation.fill_latent_cache`)."""
         trainer = self._trainer
         rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
-        home = self.vae.device
-        if device is not None:
-            self.vae.to(device)
-        try:
-            return datamodule.use_latent_cache(self.hparams.latent_cache_dir, self.vae, rank=rank, world_size=world,
-                                               barrier=trainer.strategy.barrier if trainer is not None else None,
-                                               require_complete=require_complete)
-        finally:
-            self.vae.to(home)
+        return fill_latent_cache(datamodule, self.vae, self.hparams.latent_cache_dir, device, rank, world,
+                                 barrier=trainer.strategy.barrier if trainer is not None else None,
+                                 require_complete=require_complete)
 
     # ------------------------------------------------------------- data space
     @torch.no_grad()
