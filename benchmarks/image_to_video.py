@@ -121,8 +121,9 @@ def reference_method(model: S2DM) -> Method:
     return sample
 
 
-def inversion_method(model: S2DM, steps: int, fixed_point_iterations: int) -> Method:
-    """Frame 1 -> z_T by DDIM inversion with the unguided conditional prediction, then sampled back (eta 0)."""
+def inversion_method(model: S2DM, steps: int, fixed_point_iterations: int, noise_sharing: str = "shared") -> Method:
+    """Frame 1 -> z_T by DDIM inversion with the unguided conditional prediction, then sampled back (eta 0);
+    ``warped``: z_T carried along each frame's flow (fresh seeded noise where disoccluded)."""
     sampling = model.sampling.replace(num_inference_steps=steps, eta=0.0, guidance=GuidanceSettings("joint", 1.0))
 
     def sample(batch: Batch, batch_idx: int, seed: int) -> torch.Tensor:
@@ -130,7 +131,8 @@ def inversion_method(model: S2DM, steps: int, fixed_point_iterations: int) -> Me
         denoise = model.make_denoiser(list(batch["caption"]), batch["flow"][:, :1], sampling.guidance)
         scheduler = DDIMScheduler.from_config(model.noise_scheduler.config)
         z_t = ddim_invert(denoise, first, scheduler, steps, fixed_point_iterations)[:, 0]
-        return model.sample_videos(without_reference(batch), initial_noise=z_t, sampling=sampling)
+        return model.sample_videos(without_reference(batch), _generators(model, batch, batch_idx, seed),
+                                   initial_noise=z_t, sampling=sampling, noise_sharing=noise_sharing)
     return sample
 
 
@@ -266,6 +268,8 @@ def build_methods(checkpoints: list[tuple[str, Path]], steps: int, fixed_point_i
             refined = f" + {iterations} fixed-point" if iterations else ""
             methods.append((f"inversion {steps}{refined} ({name}{dropped})", str(path),
                             inversion_method(model, steps, iterations), False))
+        methods.append((f"inversion {steps}, z_T transported ({name}{dropped})", str(path),
+                        inversion_method(model, steps, 0, "warped"), True))
     return methods
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import lightning as L
 import yaml
 
-from s2dm_lightning.safe_load import load_checkpoint_state_dict
+from s2dm_lightning.safe_load import load_checkpoint
 
 
 def _build_section(config_path: str | Path, section: str, base: type, overrides: dict[str, Any] | None = None):
@@ -52,7 +52,8 @@ def load_module(
 
     Only ``model`` is read (a ``fit`` config, or the ``config.yaml`` LightningCLI saves beside the
     logs); trainer and data sections are ignored, no seed is set. ``checkpoint_path`` None keeps
-    the freshly initialised weights. The module is returned in eval mode on the CPU. The checkpoint is
+    the freshly initialised weights; the module's ``on_load_checkpoint`` sees the whole checkpoint, as in
+    Lightning. The module is returned in eval mode on the CPU. The checkpoint is
     loaded pickle-free (:func:`s2dm_lightning.safe_load.load_checkpoint_state_dict`); errors name it and
     ``checkpoint_key`` (the option that gave it, e.g. ``--s2dm_ckpt``).
     """
@@ -63,12 +64,13 @@ def load_module(
         checkpoint_path = Path(checkpoint_path)
         if not checkpoint_path.is_file():
             raise FileNotFoundError(f"checkpoint {checkpoint_path} does not exist")
-        state = load_checkpoint_state_dict(checkpoint_path, checkpoint_key)
+        checkpoint = load_checkpoint(checkpoint_path, checkpoint_key)
         try:
-            module.load_state_dict(state, strict=True)
+            module.load_state_dict(checkpoint["state_dict"], strict=True)
         except RuntimeError as error:
             raise ValueError(
                 f"checkpoint {checkpoint_path} does not fit the model of {config_path} (was it trained with "
                 f"another config?): {error}"
             ) from error
+        module.on_load_checkpoint(checkpoint)  # as Lightning does: e.g. the frame geometry it was trained under
     return module.eval()

@@ -103,6 +103,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         _set_umask_mode(tmp, current_umask())
         _fsync(tmp)
         os.replace(tmp, target)
+    except OSError as error:  # a full disk, a quota, a file-size limit: name the file the user knows
+        tmp.unlink(missing_ok=True)
+        if str(target) in str(error):
+            raise
+        raise OSError(error.errno, f"could not write {target}: {error.strerror or error}", str(target)) from error
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -87,13 +87,19 @@ def load_torch_data(path: str | os.PathLike, key: str | None = None, map_locatio
         raise ReceivedFileError(f"{describe(path, key)} is unreadable: {_reason(error)}") from error
 
 
-def load_checkpoint_state_dict(path: str | os.PathLike, key: str | None = None) -> dict[str, torch.Tensor]:
-    """The ``state_dict`` of a Lightning checkpoint (or a bare state dict), loaded pickle-free."""
+def load_checkpoint(path: str | os.PathLike, key: str | None = None) -> dict[str, Any]:
+    """A Lightning checkpoint loaded pickle-free, as a dict with its ``state_dict`` (a bare state dict is
+    returned as ``{"state_dict": it}``)."""
     checkpoint = load_torch_data(path, key)
     state = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, dict) else None
     if not isinstance(state, dict):
         raise ReceivedFileError(f"{describe(path, key)} holds no state_dict (a {type(checkpoint).__name__})")
-    return state
+    return checkpoint if state is not checkpoint else {"state_dict": state}
+
+
+def load_checkpoint_state_dict(path: str | os.PathLike, key: str | None = None) -> dict[str, torch.Tensor]:
+    """The ``state_dict`` of a Lightning checkpoint (or a bare state dict), loaded pickle-free."""
+    return load_checkpoint(path, key)["state_dict"]
 
 
 def load_numpy(path: str | os.PathLike, key: str | None = None) -> Any:

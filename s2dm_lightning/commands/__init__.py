@@ -41,6 +41,8 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     # Ours, one module each; a new subcommand is one line here.
     "preprocess": Subcommand("preprocess",
                              "Compute and cache the flow/occlusion conditions of a dataset (no training)."),
+    "cut": Subcommand("cut", "Cut long footage into clips and list them in metadata.csv "
+                             "(--video FILE --output_dir DIR --caption TEXT)."),
     "sample": Subcommand("sample",
                          "Two-stage text-to-video from --prompt (see `sample --help`; s2dm_lightning.pipelines)."),
     "export": Subcommand("export", "Write a trained model as a self-contained folder: "

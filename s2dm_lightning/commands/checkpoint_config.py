@@ -12,7 +12,8 @@ config that differs from the run reports an error about a value the user never w
   hyperparameters leave out; without that file, :func:`shape_mismatches` still refuses weights that
   do not fit, naming the parameters;
 * every other setting (sampling, guidance, learning rate, paths) comes from the config and the
-  command line; one line per difference says so and gives the checkpoint's value.
+  command line; one line per difference says so and gives the checkpoint's value;
+* the frame geometry the checkpoint was trained under (``data.geometry``) must be the data module's.
 """
 
 from __future__ import annotations
@@ -132,6 +133,18 @@ def refuse_mismatched_weights(checkpoint_state: dict[str, Any], model_state: dic
             f"--ckpt_path {ckpt_path} holds weights of other shapes than the config's network:\n"
             + "\n".join(lines[:8]) + more + "\nUse the config the checkpoint was trained with"
         )
+
+
+def refuse_other_geometry(checkpoint: dict[str, Any], datamodule: Any, ckpt_path: str) -> None:
+    """Raise :class:`CheckpointConfigConflict` when the checkpoint's frame geometry is not the data's
+    (``data.geometry.geometry_conflict``; the module's ``on_load_checkpoint`` says the same later, here it stops
+    the command before any work)."""
+    from s2dm_lightning.data.geometry import CHECKPOINT_KEY, geometry_conflict
+
+    problem = geometry_conflict(checkpoint.get(CHECKPOINT_KEY), getattr(datamodule, "frame_geometry", None),
+                                f"--ckpt_path {ckpt_path}")
+    if problem is not None:
+        raise CheckpointConfigConflict(problem)
 
 
 def reconcile(checkpoint_hparams: dict[str, Any], model_config: dict[str, Any], ckpt_path: str) -> list[str]:

@@ -63,10 +63,12 @@ def run_with_clear_errors(command: Callable[[], object]) -> None:
     try:
         command()
     except Exception as error:
-        cause = error if isinstance(error, CommandLineError) else wrapped_cause(error)
+        # printed_alone: a fault found while running (a NaN loss), with its own exit status
+        alone = isinstance(error, CommandLineError) or getattr(type(error), "printed_alone", False)
+        cause = error if alone else wrapped_cause(error)
         cause = None if debug_requested() else cause
         if cause is None:
             raise
         print(f"(full traceback: set {DEBUG_VARIABLES[0]}=1)", file=sys.stderr)
         print(f"error: {type(cause).__name__}: {cause}", file=sys.stderr)
-        raise SystemExit(2) from None
+        raise SystemExit(getattr(type(cause), "exit_status", 2)) from None

@@ -16,6 +16,7 @@ from s2dm_lightning.commands.lightning import S2DMCLI
 from s2dm_lightning.models.export import save_pretrained
 from s2dm_lightning.models.s2dm import S2DM
 from s2dm_lightning.safe_load import load_checkpoint_state_dict
+from s2dm_lightning.training import LORA_EXPORTS, LoraExport
 
 
 def _find_last_checkpoint(root: str | Path) -> Path:
@@ -34,6 +35,10 @@ def main(argv: list[str]) -> Path:
     parser = argparse.ArgumentParser(prog="python -m s2dm_lightning export", add_help=False)
     parser.add_argument("--ckpt_path", required=True, help="a checkpoint, or 'last' (newest last.ckpt of the run folder)")
     parser.add_argument("--output_dir", required=True, help="folder to write (S2DMPipeline.from_pretrained loads it)")
+    parser.add_argument("--lora", choices=LORA_EXPORTS, default="merged",
+                        help="a LoRA model (model.init_args.lora_rank): 'merged' = the adapter fused into the UNet "
+                             "(default), 'adapter' = the base UNet plus the adapter in unet_lora/ (loaded back "
+                             "by S2DMPipeline.from_pretrained)")
     if any(a in ("-h", "--help") for a in argv):
         parser.print_help()
         print("  plus --config CONFIG.yaml and any fit-style overrides")
@@ -44,16 +49,16 @@ def main(argv: list[str]) -> Path:
     ckpt = known.ckpt_path
     path = _find_last_checkpoint(cli.trainer.default_root_dir) if ckpt == "last" else Path(ckpt)
     cli.model.load_state_dict(load_checkpoint_state_dict(path, "--ckpt_path"))  # pickle-free: may come from others
-    out = write_folder(cli.model, known.output_dir)
+    out = write_folder(cli.model, known.output_dir, known.lora)
     print(f"exported {path} -> {out}")
     return Path(out)
 
 
-def write_folder(model: LightningModule, folder: str | Path) -> Path:
+def write_folder(model: LightningModule, folder: str | Path, lora: LoraExport = "merged") -> Path:
     """An S2DM as a pipeline folder (:func:`s2dm_lightning.models.export.save_pretrained`); any other module
     through its own ``save_pretrained(folder)`` (e.g. the fine-tuned VAE of ``configs/*_vae.yaml``)."""
     if isinstance(model, S2DM):
-        return save_pretrained(model, folder)
+        return save_pretrained(model, folder, lora)
     save = getattr(model, "save_pretrained", None)
     if save is None:
         raise SystemExit(f"export: {type(model).__name__} has no save_pretrained()")

@@ -70,7 +70,8 @@ def sample(
         output_dir: folder for the videos, the contact sheet and samples.pt.
         num_frames: frames per video (with --motion_from: frames taken from the motion video).
         motion_from: motion transfer: a video file or frame folder (a dataset video, e.g.
-            data/synthetic/videos/video_0003) whose estimated flows replace stage one.
+            data/synthetic/videos/video_0003) whose estimated flows replace stage one; only the
+            num_frames frames used are decoded, made square as the model's training frames were.
         motion_estimator: flow estimator for --motion_from: opencv-dis or opencv-farneback.
         num_inference_steps: DDIM steps of both models (default: each model's config).
         device: where the models run (cpu, cuda, ...).
@@ -80,8 +81,8 @@ def sample(
         motion: a formula instead of stage one: translate:DX,DY (pixels of the generated frames, x right,
             y down), zoom:FACTOR or rotate:DEGREES (counter-clockwise), spread linearly over the frames.
         guidance_scale: S2DM's joint classifier-free guidance scale (default: its config; 1 = no guidance).
-        image: image-to-video: the first frame, an image file (PNG, JPEG, ...) resized to the model's frame
-            size; replaces the generated reference frame. Needs an S2DM trained with reference_condition
+        image: image-to-video: the first frame, an image file (PNG, JPEG, 16-bit, ...; alpha over black) made
+            square as the model's training frames were (its frame_geometry), at the model's frame size; replaces the generated reference frame. Needs an S2DM trained with reference_condition
             (e.g. configs/synthetic_i2v.yaml); see docs/image_to_video.md.
         sampler: S2DM's diffusers scheduler class, e.g. DPMSolverMultistepScheduler or UniPCMultistepScheduler
             (default: its config, DDIMScheduler in the paper's); a DDIM config's eta > 0 then needs --eta 0.
@@ -116,8 +117,9 @@ def sample(
     motion_frames = None
     reference_flows = None
     if motion_from is not None:
-        reference_flows, motion_frames = flows_from_video(motion_from, pipeline.flow_size, num_frames,
-                                                          motion_estimator)
+        reference_flows, motion_frames = flows_from_video(motion_from, pipeline.flow_size, num_frames, motion_estimator,
+                                                          pipeline.s2dm.frame_geometry,
+                                                          generated_frame_size(pipeline.s2dm))
     if motion is not None:
         reference_flows = parametric_flows(motion, pipeline.flow_size, num_frames, generated_frame_size(pipeline.s2dm))
     output = pipeline(prompts, seed=seed, num_frames=num_frames, reference_flows=reference_flows, progress=True,

@@ -11,19 +11,28 @@ uses this class.
 from __future__ import annotations
 
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 
 import torch
 import yaml
 from lightning.pytorch import LightningDataModule, LightningModule, Trainer
-from lightning.pytorch.callbacks import ProgressBar
+from lightning.pytorch.callbacks import ProgressBar, WeightAveraging
 from lightning.pytorch.cli import LightningCLI
 
+from s2dm_lightning.callbacks.checkpoint_at_end import exit_if_interrupted
+from s2dm_lightning.callbacks.fault_defaults import with_fault_callbacks
 from s2dm_lightning.callbacks.progress import LineProgressBar, stdout_is_terminal
-from s2dm_lightning.commands.checkpoint_config import reconcile, refuse_mismatched_weights
+from s2dm_lightning.checkpoint_io import use_atomic_checkpoints
+from s2dm_lightning.commands.checkpoint_config import (
+    reconcile,
+    refuse_mismatched_weights,
+    refuse_other_geometry,
+)
 from s2dm_lightning.commands.run_folder import log_into_evaluated_run
 from s2dm_lightning.commands.schedule_notice import unreached_validation_notice
 from s2dm_lightning.resume import resolve_last
+from s2dm_lightning.run_lock import claim_run_folder
 from s2dm_lightning.strategy_check import reject_unpicklable_spawn
 
 
@@ -52,6 +61,9 @@ class TrainerCLI(LightningCLI):
         parser.add_argument("--progress_every_n_steps", type=int | None, default=None,
                             help="when stdout is not a terminal (a log file), print a progress line every N "
                                  "training steps (default: trainer.log_every_n_steps)")
+        parser.add_argument("--ema", type=bool, default=True,
+                            help="false: leave out the config's weight-averaging callbacks (EMAWeightAveraging), "
+                                 "which hold a full copy of the module's weights")
 
     def _parse_ckpt_path(self) -> None:
         """``--ckpt_path CKPT``: the checkpoint-vs-config rule of :mod:`s2dm_lightning.commands.checkpoint_config`
@@ -74,15 +86,21 @@ class TrainerCLI(LightningCLI):
         if checkpoint is not None and "state_dict" in checkpoint:
             ckpt_path = self.config[self.config["subcommand"]]["ckpt_path"]
             refuse_mismatched_weights(checkpoint["state_dict"], self.model.state_dict(), str(ckpt_path))
+            refuse_other_geometry(checkpoint, self.datamodule, str(ckpt_path))
             self._checkpoint = None
 
     def instantiate_trainer(self, **kwargs) -> Trainer:
-        """The trainer, with :class:`LineProgressBar` when stdout is not a terminal (unless the config has its own)."""
+        """The trainer, with :class:`LineProgressBar` when stdout is not a terminal (unless the config has its own),
+        the fault callbacks (:func:`with_fault_callbacks`) and checkpoints written by rename."""
         bar = self._line_progress_bar()
-        if bar is not None:
-            configured = self._get(self.config_init, "trainer", default={}).get("callbacks") or []
-            kwargs["callbacks"] = [*(configured if isinstance(configured, list) else [configured]), bar]
-        return super().instantiate_trainer(**kwargs)
+        configured = self._get(self.config_init, "trainer", default={}).get("callbacks") or []
+        configured = configured if isinstance(configured, list) else [configured]
+        if self._get(self.config, "ema", True) is False:
+            configured = [c for c in configured if not isinstance(c, WeightAveraging)]
+        kwargs["callbacks"] = [*with_fault_callbacks(configured), *([bar] if bar is not None else [])]
+        trainer = super().instantiate_trainer(**kwargs)
+        use_atomic_checkpoints(trainer)
+        return trainer
 
     def _line_progress_bar(self) -> LineProgressBar | None:
         trainer_config = self._get(self.config_init, "trainer", default={})
@@ -105,8 +123,14 @@ class TrainerCLI(LightningCLI):
 
     def fit(self, **kwargs) -> None:
         """``trainer.fit``; ``--ckpt_path last`` = the experiment's newest complete checkpoint (docs/resuming.md)."""
-        kwargs["ckpt_path"] = resolve_last(self.trainer, kwargs.get("ckpt_path"))
-        notice = unreached_validation_notice(self.trainer)
-        if notice and self.trainer.is_global_zero:
-            print(notice, file=sys.stderr, flush=True)
-        self.trainer.fit(**kwargs)
+        with ExitStack() as held:  # the run folder's lock (s2dm_lightning/run_lock.py) until fit ends
+            kwargs["ckpt_path"] = claim_run_folder(self.trainer, held,
+                                                   lambda: resolve_last(self.trainer, kwargs.get("ckpt_path")))
+            notice = unreached_validation_notice(self.trainer)
+            if notice and self.trainer.is_global_zero:
+                print(notice, file=sys.stderr, flush=True)
+            try:
+                self.trainer.fit(**kwargs)
+            except SystemExit:  # Lightning's way out after SIGTERM / Ctrl-C: say where the checkpoint is
+                exit_if_interrupted(self.trainer)
+                raise

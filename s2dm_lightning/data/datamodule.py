@@ -23,10 +23,12 @@ from torch.utils.data import DataLoader
 from s2dm_lightning.data.datasets import CyclicDataset, VideoClipDataset, VideoRecord, read_metadata
 from s2dm_lightning.data.flow import DIS_PRESETS, ESTIMATORS, FlowSettings
 from s2dm_lightning.data.flow_cache import FlowCache
+from s2dm_lightning.data.geometry import DEFAULT_FRAME_GEOMETRY, FrameGeometry, check_geometry
 from s2dm_lightning.data.latent_cache import LatentCache, prepare_latent_cache
 from s2dm_lightning.data.preprocess import PreprocessSummary, preprocess_flows
 from s2dm_lightning.data.regionmm import import_regionmm_flows
 from s2dm_lightning.data.video_io import VideoReadError, crop_box, read_video
+from s2dm_lightning.run_lock import folder_lock
 from s2dm_lightning.validation import check_choice, check_number
 
 log = logging.getLogger(__name__)
@@ -44,6 +46,7 @@ def _check_arguments(arguments: dict) -> None:
     for name in ("batch_size", "val_videos"):
         check_number(KEY + name, arguments[name], at_least=1)
     check_number(KEY + "num_test_videos", arguments["num_test_videos"], at_least=1, optional=True)
+    check_geometry(arguments["frame_geometry"], KEY + "frame_geometry")
     for name in ("num_workers", "preprocess_workers"):
         check_number(KEY + name, arguments[name], at_least=0)
 
@@ -76,6 +79,11 @@ class VideoDataModule(L.LightningDataModule, ABC):
         preprocess_workers: processes used to compute missing flows (0 = in this process).
         regionmm_dir: import the flows from this folder of RegionMM/LFDM files (one per video,
             see ``data.regionmm``) instead of estimating them; None = estimate.
+        frame_geometry: how frames that are not square become the model's square, for frames and
+            flows alike (see ``data.geometry``): ``crop`` (the centred square, the default), ``pad``
+            (the whole frame on black bars) or ``squash`` (stretched; circles become ellipses).
+            Stored with the flow and latent caches and in checkpoints; ``sample --motion_from`` and
+            ``--image`` then follow the model's.
     """
 
     def __init__(
@@ -93,6 +101,7 @@ class VideoDataModule(L.LightningDataModule, ABC):
         cache_dir: str | None = None,
         preprocess_workers: int = 0,
         regionmm_dir: str | None = None,
+        frame_geometry: FrameGeometry = DEFAULT_FRAME_GEOMETRY,
     ) -> None:
         super().__init__()
         _check_arguments(locals())  # every argument by its name, before anything is stored
@@ -107,11 +116,16 @@ class VideoDataModule(L.LightningDataModule, ABC):
         self.preprocess_workers = preprocess_workers
         # Validates estimator and preset names now, not after an hour of training.
         self.flow_settings = FlowSettings(
-            estimator=flow_estimator, dis_preset=dis_preset, flow_size=flow_size
+            estimator=flow_estimator, dis_preset=dis_preset, flow_size=flow_size, frame_geometry=frame_geometry
         )
         self._default_cache_dir = cache_dir is None
         self.cache_dir = cache_dir if cache_dir is not None else str(Path(root) / f"flow_cache_{flow_size}")
         self.datasets: dict[str, VideoClipDataset] = {}
+
+    @property
+    def frame_geometry(self) -> str:
+        """The frame geometry policy (``data.geometry``) of this dataset's frames and flows."""
+        return self.flow_settings.frame_geometry
 
     # -- to implement ------------------------------------------------------------------------------
 
@@ -192,10 +206,12 @@ class VideoDataModule(L.LightningDataModule, ABC):
         self.check_root()
         records = self.records()
         self.check_crop_fits(records)
-        if self.regionmm_dir is not None:
-            summary = import_regionmm_flows(records, self.flow_cache(), self.regionmm_dir, progress)
-        else:
-            summary = preprocess_flows(records, self.flow_cache(), self.preprocess_workers, progress)
+        with folder_lock(self.cache_dir, "flow cache", wait=True):  # a second preprocess waits, then finds it done
+            if self.regionmm_dir is not None:
+                summary = import_regionmm_flows(records, self.flow_cache(), self.regionmm_dir, progress)
+            else:
+                summary = preprocess_flows(records, self.flow_cache(), self.preprocess_workers, progress,
+                                           num_frames=self.num_frames)
         print(summary)
         return summary
 
@@ -255,7 +271,8 @@ class VideoDataModule(L.LightningDataModule, ABC):
         crop = self.frame_crop()
         source = {"crop": list(crop)} if crop is not None else None
         cache = prepare_latent_cache(cache_dir, dataset.records, dataset.resolution, source, vae, rank=rank,
-                                     world_size=world_size, barrier=barrier, require_complete=require_complete)
+                                     world_size=world_size, barrier=barrier, require_complete=require_complete,
+                                     geometry=self.frame_geometry)
         dataset.latent_cache = cache
         return cache
 
@@ -321,6 +338,11 @@ class VideoFolderDataModule(VideoDataModule):
         preprocess_workers: processes used to compute missing flows (0 = in this process).
         regionmm_dir: import the flows from this folder of RegionMM/LFDM files (one per video,
             see ``data.regionmm``) instead of estimating them; None = estimate.
+        frame_geometry: how frames that are not square become the model's square, for frames and
+            flows alike (see ``data.geometry``): ``crop`` (the centred square, the default), ``pad``
+            (the whole frame on black bars) or ``squash`` (stretched; circles become ellipses).
+            Stored with the flow and latent caches and in checkpoints; ``sample --motion_from`` and
+            ``--image`` then follow the model's.
     """
 
     def metadata_path(self) -> Path:

@@ -1,9 +1,9 @@
 """Video records, their metadata files, and the clip dataset.
 
 A clip (paper Sec. 4.1) is ``num_frames`` frames, one from each of ``num_frames`` equal
-intervals of the video (see :mod:`.sampling`), resized to ``resolution`` x
-``resolution`` and scaled to [-1, 1], with the video's cached flow/occlusion
-conditions y^i at the same frame indices (the first is frame 0: identity, occlusion 1).
+intervals of the video (see :mod:`.sampling`), made ``resolution`` x ``resolution`` under the
+frame geometry policy (:mod:`.geometry`: centred square by default) and scaled to [-1, 1],
+with the video's cached flow/occlusion conditions y^i at the same frame indices (the first is frame 0: identity, occlusion 1).
 """
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset, get_worker_info
 
 from s2dm_lightning.data.flow_cache import FlowCache
+from s2dm_lightning.data.geometry import DEFAULT_FRAME_GEOMETRY, fit_frames
 from s2dm_lightning.data.sampling import interval_frame_indices
 from s2dm_lightning.data.video_io import count_frames, read_video
 
@@ -104,15 +104,9 @@ def _read_rows(metadata_path: Path) -> list[dict[str, Any]]:
         return list(reader)
 
 
-def frames_to_tensor(frames: np.ndarray, resolution: int) -> torch.Tensor:
-    """uint8 (F, H, W, 3) -> float32 (F, 3, R, R) in [-1, 1], area-resized."""
-    resized = [
-        frame
-        if frame.shape[:2] == (resolution, resolution)
-        else cv2.resize(frame, (resolution, resolution), interpolation=cv2.INTER_AREA)
-        for frame in frames
-    ]
-    array = np.stack(resized).transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1.0
+def frames_to_tensor(frames: np.ndarray, resolution: int, geometry: str = DEFAULT_FRAME_GEOMETRY) -> torch.Tensor:
+    """uint8 (F, H, W, 3) -> float32 (F, 3, R, R) in [-1, 1], made square under ``geometry`` (:mod:`.geometry`)."""
+    array = fit_frames(frames, resolution, geometry).transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1.0
     return torch.from_numpy(np.ascontiguousarray(array))
 
 
@@ -132,7 +126,8 @@ class VideoClipDataset(Dataset):
     Training draws frames at random (a per-worker generator); evaluation is deterministic.
     With a ``latent_cache`` (set by ``VideoDataModule.use_latent_cache``) an item carries the
     VAE posterior's ``latent_mean`` and ``latent_std`` (F, C, h, w) of its frames instead of
-    ``frames``: the frames are not read at all.
+    ``frames``: the frames are not read at all. Frames become square under the flow cache's
+    frame geometry (:mod:`.geometry`), so that frames and flows show the same area.
     """
 
     def __init__(
@@ -149,6 +144,7 @@ class VideoClipDataset(Dataset):
         self.resolution = resolution
         self.num_frames = num_frames
         self.flow_cache = flow_cache
+        self.geometry = flow_cache.settings.frame_geometry  # frames and flows of one clip under one policy
         self.train = train
         self.latent_cache: LatentClips | None = None
         self._generator: torch.Generator | None = None
@@ -201,7 +197,7 @@ class VideoClipDataset(Dataset):
             item["latent_mean"], item["latent_std"] = self.latent_cache.clip(record.video_id, indices)
         else:
             frames = read_video(record.path, indices, crop=record.crop)
-            item["frames"] = frames_to_tensor(frames, self.resolution)
+            item["frames"] = frames_to_tensor(frames, self.resolution, self.geometry)
         flow = self.flow_cache.load(record.video_id, expected_frames=num_available, indices=indices)
         return {
             **item,

@@ -22,6 +22,7 @@ synthetic data (16 videos, 32 px, error against the true motion, in px):
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -29,7 +30,8 @@ import cv2
 import numpy as np
 import torch
 
-from s2dm_lightning.data.video_io import to_gray
+from s2dm_lightning.data.geometry import DEFAULT_FRAME_GEOMETRY, check_geometry
+from s2dm_lightning.data.video_io import estimation_gray, estimation_plan
 from s2dm_lightning.flow_format import identity_condition, identity_grid
 
 DIS_PRESETS = {
@@ -66,6 +68,10 @@ class FlowSettings:
         static_tolerance: slack of the static check, grey levels.
         fb_alpha: forward-backward check, relative term (Sundaram et al.: 0.01).
         fb_beta: forward-backward check, absolute term in pixels^2 (Sundaram et al.: 0.5).
+        frame_geometry: how a frame of another aspect becomes the square the flows are stored at
+            (:mod:`s2dm_lightning.data.geometry`): ``crop`` estimates on its centred square, ``pad``
+            on the whole frame centred on black bars, ``squash`` on the whole frame, the flows then
+            squeezed to the square. Part of the cache's identity, like every setting here.
         version: bump when the algorithm changes, so that old caches are rebuilt.
     """
 
@@ -81,6 +87,7 @@ class FlowSettings:
     static_tolerance: float = 1.0
     fb_alpha: float = 0.01
     fb_beta: float = 0.5
+    frame_geometry: str = DEFAULT_FRAME_GEOMETRY
     version: int = 3  # 3: JPEG frames decoded to gray at reduced scale; 2: a fresh DIS object per pair
 
     def __post_init__(self) -> None:
@@ -90,6 +97,7 @@ class FlowSettings:
             raise ValueError(f"unknown dis_preset {self.dis_preset!r}; choose one of {tuple(DIS_PRESETS)}")
         if self.flow_size < 2:
             raise ValueError(f"flow_size must be at least 2, got {self.flow_size}")
+        check_geometry(self.frame_geometry, "frame_geometry")
         if self.estimation_size is not None and self.estimation_size < 8:
             raise ValueError(f"estimation_size must be at least 8 or None, got {self.estimation_size}")
 
@@ -287,14 +295,26 @@ def estimate_gray_sequence(gray: np.ndarray, settings: FlowSettings) -> torch.Te
     return out
 
 
+def estimation_frames(frames: np.ndarray, settings: FlowSettings) -> np.ndarray:
+    """uint8 RGB frames (L, H, W, 3) as the estimator's gray input under ``settings.frame_geometry``
+    (the same plan as ``video_io.read_gray_video``, which reads files straight to it)."""
+    shape_for = functools.partial(estimation_shape, settings=settings)
+    box, target, side = estimation_plan((0, frames.shape[1], 0, frames.shape[2]), shape_for, settings.frame_geometry)
+    top, bottom, left, right = box
+    return np.stack([estimation_gray(cv2.cvtColor(np.ascontiguousarray(frame[top:bottom, left:right]),
+                                                  cv2.COLOR_RGB2GRAY), target, side) for frame in frames])
+
+
 def estimate_flow_sequence(frames: np.ndarray, settings: FlowSettings) -> torch.Tensor:
-    """Conditions (L, 3, s, s) float32 from video frame 0 to every frame; frame 0 is exactly the identity."""
+    """Conditions (L, 3, s, s) float32 from video frame 0 to every frame; frame 0 is exactly the identity.
+
+    Frames of another aspect than square follow ``settings.frame_geometry`` (:func:`estimation_frames`).
+    """
     if frames.ndim != 4 or frames.shape[-1] != 3:
         raise ValueError(f"expected frames of shape (L, H, W, 3), got {tuple(frames.shape)}")
     if frames.dtype != np.uint8:
         raise ValueError(f"expected uint8 frames, got {frames.dtype}")
-    height, width = frames.shape[1:3]
-    return estimate_gray_sequence(to_gray(frames, estimation_shape(height, width, settings)), settings)
+    return estimate_gray_sequence(estimation_frames(frames, settings), settings)
 
 
 def estimate_video_flows(frames: np.ndarray, settings: FlowSettings) -> torch.Tensor:

@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader, Dataset, get_worker_info
 
 from s2dm_lightning.data.datamodule import VideoDataModule
 from s2dm_lightning.data.datasets import VideoRecord, frames_to_tensor
+from s2dm_lightning.data.geometry import DEFAULT_FRAME_GEOMETRY
 from s2dm_lightning.data.video_io import count_frames, read_video
 from s2dm_lightning.validation import check_number
 
@@ -33,11 +34,12 @@ class RandomFrameDataset(Dataset):
     """
 
     def __init__(self, records: list[VideoRecord], resolution: int, length: int | None = None,
-                 random: bool = True) -> None:
+                 random: bool = True, geometry: str = DEFAULT_FRAME_GEOMETRY) -> None:
         if not records:
             raise ValueError("RandomFrameDataset needs at least one video")
         self.records = list(records)
         self.resolution = resolution
+        self.geometry = geometry  # the video data module's (data.geometry), as its clips
         self.length = length if length is not None else len(self.records)
         self.random = random
         self._num_frames: dict[str, int] = {}
@@ -74,7 +76,7 @@ class RandomFrameDataset(Dataset):
         else:
             frame = length // 2
         image = read_video(record.path, [frame], crop=record.crop)
-        return {"frames": frames_to_tensor(image, self.resolution)[0], "video_id": record.video_id,
+        return {"frames": frames_to_tensor(image, self.resolution, self.geometry)[0], "video_id": record.video_id,
                 "frame_index": frame}
 
 
@@ -82,7 +84,7 @@ class FrameDataModule(L.LightningDataModule):
     """Random single frames of the training videos of ``videos`` (for ``VAEFineTune``).
 
     Args:
-        videos: the dataset's video data module (its ``root``, ``resolution`` and crop are used;
+        videos: the dataset's video data module (its ``root``, ``resolution``, crop and frame geometry are used;
             its flows are not needed).
         frames_per_epoch: training items per epoch (each a random frame; videos in turn).
         batch_size: frames per batch.
@@ -121,11 +123,12 @@ class FrameDataModule(L.LightningDataModule):
         by_split = {s: [r for r in records if r.split == s] for s in ("train", "val", "test")}
         if not by_split["train"]:
             raise ValueError(f"no training videos under data.videos.root={self.videos.root!r}")
-        resolution = self.videos.resolution
+        resolution, geometry = self.videos.resolution, self.videos.frame_geometry
         val = (by_split["val"] or by_split["test"] or by_split["train"])[: self.val_frames]
         self.datasets = {
-            "train": RandomFrameDataset(by_split["train"], resolution, self.frames_per_epoch, random=True),
-            "val": RandomFrameDataset(val, resolution, random=False),
+            "train": RandomFrameDataset(by_split["train"], resolution, self.frames_per_epoch, random=True,
+                                        geometry=geometry),
+            "val": RandomFrameDataset(val, resolution, random=False, geometry=geometry),
         }
 
     def _loader(self, name: str, train: bool) -> DataLoader:

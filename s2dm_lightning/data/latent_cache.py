@@ -9,8 +9,8 @@ clip (``VideoClipDataset`` with a ``latent_cache``) carries the ``latent_mean`` 
 
     cache_dir/
       meta.json          {"format": 1, "vae": <fingerprint of the VAE's config and weights>,
-                          "resolution": R, "source": {...} (frame crop etc., only when given),
-                          "package_version": ...}
+                          "resolution": R, "frame_geometry": "crop" (see data.geometry),
+                          "source": {...} (frame crop etc., only when given), "package_version": ...}
       <safe video id>.pt {"mean": float16 (L, C, h, w), "std": float16 (L, C, h, w),
                           "num_frames": L, "video_id": ...}
 
@@ -20,7 +20,7 @@ std * eps) with its own training noise generator -- exactly what ``latent_dist.s
 does without the cache -- or x_0 = scaling_factor * mean (``model.latent_sample: false``).
 float16 keeps ~3 significant digits, far below the posterior's own spread.
 
-A different VAE (e.g. after fine-tuning again), resolution or crop changes meta.json's
+A different VAE (e.g. after fine-tuning again), resolution, frame geometry or crop changes meta.json's
 identity: the files are then deleted and recomputed. Every write is atomic (temp file +
 ``os.replace``), so an interrupted run resumes with the videos still missing.
 """
@@ -39,6 +39,7 @@ from tqdm.auto import tqdm
 
 from s2dm_lightning.data.datasets import VideoRecord, frames_to_tensor
 from s2dm_lightning.data.file_cache import PerVideoFileCache
+from s2dm_lightning.data.geometry import DEFAULT_FRAME_GEOMETRY, check_geometry
 from s2dm_lightning.data.preprocess import PreprocessSummary
 from s2dm_lightning.data.video_io import read_video
 from s2dm_lightning.io import atomic_torch_save
@@ -67,21 +68,25 @@ class LatentCache(PerVideoFileCache):
         cache_dir: the cache folder (``model.latent_cache_dir``).
         vae_id: the VAE's fingerprint (:func:`vae_fingerprint`).
         resolution: frame size the VAE saw.
+        geometry: how the frames were made square (``data.geometry``); part of the identity.
         source: what else the frames depend on (e.g. the datamodule's crop); part of the identity.
     """
 
     KIND = "latent"
-    IDENTITY_KEYS = ("format", "vae", "resolution", "source")
+    IDENTITY_KEYS = ("format", "vae", "resolution", "frame_geometry", "source")
 
     def __init__(
-        self, cache_dir: str | Path, vae_id: str, resolution: int, source: dict[str, Any] | None = None
+        self, cache_dir: str | Path, vae_id: str, resolution: int, source: dict[str, Any] | None = None,
+        geometry: str = DEFAULT_FRAME_GEOMETRY,
     ) -> None:
         self.vae_id = vae_id
         self.resolution = resolution
+        self.geometry = check_geometry(geometry)
         super().__init__(cache_dir, source)
 
     def made_with(self) -> dict[str, Any]:
-        return {"format": LATENT_CACHE_FORMAT, "vae": self.vae_id, "resolution": self.resolution}
+        return {"format": LATENT_CACHE_FORMAT, "vae": self.vae_id, "resolution": self.resolution,
+                "frame_geometry": self.geometry}
 
     def save(self, video_id: str, mean: torch.Tensor, std: torch.Tensor) -> Path:
         """Store the posterior mean and std (L, C, h, w) of every frame of ``video_id``."""
@@ -155,7 +160,7 @@ def fill_latent_cache(
         log.info("latent cache '%s': encoding %d videos", cache.cache_dir, len(todo))
     for record in tqdm(todo, desc="latents", unit="video", disable=not progress or rank != 0):
         try:
-            frames = frames_to_tensor(read_video(record.path, crop=record.crop), cache.resolution)
+            frames = frames_to_tensor(read_video(record.path, crop=record.crop), cache.resolution, cache.geometry)
             mean, std = encode_posterior(vae, frames, batch_size)
             cache.save(record.video_id, mean, std)
         except Exception as error:
@@ -175,6 +180,7 @@ def prepare_latent_cache(
     world_size: int = 1,
     barrier: Callable[[str], None] | None = None,
     require_complete: bool = True,
+    geometry: str = DEFAULT_FRAME_GEOMETRY,
 ) -> LatentCache:
     """Open ``cache_dir`` for ``vae`` and encode the ``records`` missing from it (ranks share the work).
 
@@ -185,10 +191,10 @@ def prepare_latent_cache(
     """
     vae_id = vae_fingerprint(vae)
     if rank == 0:
-        LatentCache(cache_dir, vae_id, resolution, source)
+        LatentCache(cache_dir, vae_id, resolution, source, geometry)
     if barrier is not None:
         barrier("latent_cache_meta")
-    cache = LatentCache(cache_dir, vae_id, resolution, source)
+    cache = LatentCache(cache_dir, vae_id, resolution, source, geometry)
     summary = fill_latent_cache(cache, records, vae, rank=rank, world_size=world_size)
     print(summary if world_size == 1 else f"rank {rank}: {summary}")
     if barrier is not None:

@@ -1,7 +1,10 @@
 """Compute the flows of a dataset once, before training (the ``preprocess`` subcommand).
 
 Videos already in the cache are skipped, so an interrupted run resumes. A video that
-cannot be read or estimated is reported and skipped; the others still finish. Worker
+cannot be read or estimated, or whose first frame is constant (all-zero flows), is reported and
+skipped, nothing cached for it; the others still finish. A video whose header states another
+frame count than decodes, or shorter than a clip, is cached and named in the summary's warnings
+(see :mod:`.footage`). Worker
 processes end with the process that started them, even when it is killed with SIGKILL
 (see :func:`_exit_with`).
 """
@@ -26,6 +29,7 @@ from tqdm.auto import tqdm
 
 from s2dm_lightning.data.flow import FlowSettings, estimate_gray_sequence, estimation_shape
 from s2dm_lightning.data.flow_cache import FlowCache
+from s2dm_lightning.data.footage import constant_first_frame, frame_count_mismatch, short_video
 from s2dm_lightning.data.video_io import read_gray_video
 
 if TYPE_CHECKING:
@@ -34,37 +38,52 @@ if TYPE_CHECKING:
 
 @dataclass
 class PreprocessSummary:
-    """What a preprocessing run did: counts of computed and already-cached videos, and failures.
+    """What a preprocessing run did: counts of computed and already-cached videos, failures and warnings.
 
-    ``kind`` names the step in the printed line ("flow", "latent").
+    ``kind`` names the step in the printed line ("flow", "latent"); ``warnings`` are (video id, note)
+    of videos cached with something the user should know (:mod:`.footage`).
     """
 
     done: int = 0
     skipped: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)
     kind: str = "flow"
+    warnings: list[tuple[str, str]] = field(default_factory=list)
 
     def __str__(self) -> str:
         lines = [
             f"{self.kind} preprocessing: {self.done} computed, {self.skipped} already cached, {len(self.failed)} failed"
         ]
+        for video_id, note in self.warnings:
+            lines.append(f"  WARNING {video_id}: {note}")
         for video_id, reason in self.failed:
             lines.append(f"  FAILED {video_id}: {reason}")
         return "\n".join(lines)
 
 
+Computed = tuple[str, "torch.Tensor | None", "str | None", list[str]]
+
+
 def _compute(
-    video_id: str, path: str, settings: FlowSettings, crop: tuple[float, float, float, float] | None = None
-) -> tuple[str, torch.Tensor | None, str | None]:
-    """Flows for one video (frames cut to ``crop`` first); never raises, so one bad video cannot stop a run."""
+    video_id: str, path: str, settings: FlowSettings, crop: tuple[float, float, float, float] | None = None,
+    num_frames: int | None = None,
+) -> Computed:
+    """(video id, flows or None, the error or None, notes) for one video (frames cut to ``crop`` first);
+    never raises, so one bad video cannot stop a run. ``num_frames``: a clip's length, for the short-video note."""
     try:
         # Gray frames at estimation size straight from the decoder: no full-size RGB copy.
-        gray = read_gray_video(path, functools.partial(estimation_shape, settings=settings), crop=crop)
+        gray = read_gray_video(path, functools.partial(estimation_shape, settings=settings), crop=crop,
+                               geometry=settings.frame_geometry)
         if len(gray) < 2:
-            return video_id, None, f"'{path}' has {len(gray)} frame(s); at least 2 are needed"
-        return video_id, estimate_gray_sequence(gray, settings), None
+            return video_id, None, f"'{path}' has {len(gray)} frame(s); at least 2 are needed", []
+        problem = constant_first_frame(gray, path)
+        if problem is not None:
+            return video_id, None, problem, []
+        notes = [frame_count_mismatch(path, len(gray)),
+                 None if num_frames is None else short_video(path, len(gray), num_frames, "data.init_args.num_frames")]
+        return video_id, estimate_gray_sequence(gray, settings), None, [n for n in notes if n]
     except Exception as error:
-        return video_id, None, f"{type(error).__name__}: {error}"
+        return video_id, None, f"{type(error).__name__}: {error}", []
 
 
 _POLL_SECONDS = 0.5  # only where os.pidfd_open is missing (not Linux >= 5.3)
@@ -116,8 +135,10 @@ def preprocess_flows(
     cache: FlowCache,
     num_workers: int = 0,
     progress: bool = True,
+    num_frames: int | None = None,
 ) -> PreprocessSummary:
-    """Compute and cache the flows of every record missing from ``cache``."""
+    """Compute and cache the flows of every record missing from ``cache`` (``num_frames``: a clip's
+    length, to name videos shorter than it)."""
     summary = PreprocessSummary()
     todo: list[tuple[str, Path, tuple[float, float, float, float] | None]] = []
     seen: set[str] = set()
@@ -134,7 +155,8 @@ def preprocess_flows(
 
     bar = tqdm(total=len(todo), desc="flows", unit="video", disable=not progress)
 
-    def finish(video_id: str, flow: torch.Tensor | None, error: str | None) -> None:
+    def finish(video_id: str, flow: torch.Tensor | None, error: str | None, notes: list[str] = ()) -> None:
+        summary.warnings += [(video_id, note) for note in notes]
         if flow is None:
             summary.failed.append((video_id, error or "unknown error"))
         else:
@@ -148,9 +170,9 @@ def preprocess_flows(
     try:
         if num_workers <= 0:
             for video_id, path, crop in todo:
-                finish(*_compute(video_id, str(path), cache.settings, crop))
+                finish(*_compute(video_id, str(path), cache.settings, crop, num_frames))
         else:
-            _run_in_pool(todo, cache.settings, num_workers, finish)
+            _run_in_pool(todo, cache.settings, num_workers, finish, num_frames)
     finally:
         bar.close()
     return summary
@@ -171,12 +193,13 @@ def _make_pool(num_workers: int) -> ProcessPoolExecutor:
     )
 
 
-def _run_in_pool(todo: list[tuple[str, Path, Any]], settings: FlowSettings, num_workers: int, finish) -> None:
+def _run_in_pool(todo: list[tuple[str, Path, Any]], settings: FlowSettings, num_workers: int, finish,
+                 num_frames: int | None = None) -> None:
     crashed: list[tuple[str, Path, Any]] = []
     pool = _make_pool(num_workers)
     try:
         futures: dict[Future, tuple[str, Path, Any]] = {
-            pool.submit(_compute, video_id, str(path), settings, crop): (video_id, path, crop)
+            pool.submit(_compute, video_id, str(path), settings, crop, num_frames): (video_id, path, crop)
             for video_id, path, crop in todo
         }
         for future in as_completed(futures):
@@ -195,7 +218,7 @@ def _run_in_pool(todo: list[tuple[str, Path, Any]], settings: FlowSettings, num_
         for video_id, path, crop in crashed:
             pool = pool or _make_pool(1)
             try:
-                finish(*pool.submit(_compute, video_id, str(path), settings, crop).result())
+                finish(*pool.submit(_compute, video_id, str(path), settings, crop, num_frames).result())
             except BrokenProcessPool:
                 finish(video_id, None, f"the worker process died while reading or estimating '{path}'")
                 pool.shutdown(wait=False)

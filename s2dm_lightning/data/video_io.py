@@ -4,7 +4,10 @@ A video is returned as a uint8 array of shape (L, H, W, 3) in RGB order. Two sou
 
 - a folder of image frames (``*.png``, ``*.jpg``, ``*.jpeg``), in natural sort order
   (``img_2.jpg`` before ``img_10.jpg``), read with OpenCV;
-- a video file (``.mp4``, ``.avi``, ``.mov``, ``.mkv``), read with decord.
+- a video file (``.mp4``, ``.avi``, ``.mov``, ``.mkv``), read with decord: ``read_video(path, indices)``
+  decodes only those frames (``get_batch`` seeks); where decord fails, OpenCV grabs past the other
+  frames without converting them and retrieves only the wanted ones, and a frame that does not
+  decode is named (``frame N does not decode``).
 
 Every failure raises :class:`VideoReadError` with the path and the reason, so that a
 corrupt file in a dataset of a thousand videos can be found at once. That includes a
@@ -29,6 +32,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
+from s2dm_lightning.data.geometry import kept_box, pad_to_square, padded_shape, resize_image
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv")
@@ -243,35 +248,34 @@ def read_video(
 
 
 def _read_with_opencv(path: Path, wanted: list[int], first_error: Exception) -> np.ndarray:
+    """Frames ``wanted`` read in order with OpenCV: every frame up to the last wanted one is grabbed
+    (demuxed and decoded, never converted), only the wanted ones are retrieved and kept."""
+    keep = set(wanted)
+    kept: dict[int, np.ndarray] = {}
     capture = cv2.VideoCapture(str(path))
-    decoded: list[np.ndarray] = []
+    index = 0
     try:
-        while capture.isOpened():
-            ok, frame = capture.read()
-            if not ok:
-                break
-            decoded.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+        while capture.isOpened() and index <= max(wanted) and capture.grab():
+            if index in keep:
+                ok, frame = capture.retrieve()
+                if not ok:
+                    break
+                kept[index] = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+            index += 1
     finally:
         capture.release()
-    if not decoded or max(wanted) >= len(decoded):
+    if len(kept) < len(keep):
         reason = str(first_error).splitlines()[0] if str(first_error) else type(first_error).__name__
-        raise VideoReadError(path, f"decoding failed (decord: {reason}; OpenCV read {len(decoded)} frames)")
-    return np.stack([decoded[i] for i in wanted])
-
-
-def resize_gray(gray: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
-    """A uint8 gray (H, W) image at size=(h, w): area-averaged when shrinking, bicubic when enlarging."""
-    if size is None or gray.shape == tuple(size):
-        return gray
-    shrink = size[0] * size[1] < gray.shape[0] * gray.shape[1]
-    return cv2.resize(gray, (size[1], size[0]), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
+        raise VideoReadError(
+            path, f"frame {index} does not decode (OpenCV stops there, decord: {reason}): the file is damaged; "
+            f"re-encode it (e.g. ffmpeg -i '{path.name}' fixed.mp4) or cut it before frame {index}")
+    return np.stack([kept[i] for i in wanted])
 
 
 def to_gray(frames: np.ndarray, size: tuple[int, int] | None = None) -> np.ndarray:
     """uint8 RGB (L, H, W, 3) -> uint8 gray (L, h, w), optionally resized to size=(h, w)."""
-    return np.stack(
-        [resize_gray(cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2GRAY), size) for frame in frames]
-    )
+    gray = [cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2GRAY) for frame in frames]
+    return np.stack([g if size is None else resize_image(g, size) for g in gray])
 
 
 ShapeFor = Callable[[int, int], tuple[int, int]]
@@ -312,17 +316,42 @@ def _reduced_box(box: tuple[int, int, int, int], height: int, width: int, reduct
     return top // reduction, math.ceil(bottom / reduction), left // reduction, math.ceil(right / reduction)
 
 
-def jpeg_reduction(
-    height: int, width: int, crop: Sequence[float] | None, shape_for: ShapeFor, path: Path = Path()
-) -> tuple[int, tuple[int, int]]:
-    """(reduction, target) for JPEG frames of height x width cut to ``crop``.
+def estimation_plan(
+    box: tuple[int, int, int, int], shape_for: ShapeFor, geometry: str
+) -> tuple[tuple[int, int, int, int], tuple[int, int], int | None]:
+    """How the ``box`` of a frame becomes the flow estimator's input under the frame ``geometry``.
 
-    ``target = shape_for(cropped height, cropped width)``; ``reduction`` is the largest of libjpeg's
-    8, 4, 2 whose decoded, cropped frame is still at least the target in both sides (so the target is
-    at least 2x smaller) and on whose pixel grid the crop's edges lie; else 1 (full decoding).
+    Returns (the box kept: its centred square for ``crop``; the (h, w) it is resized to,
+    ``shape_for`` of the kept size; the square side it is then padded to for ``pad``, else None).
+    ``squash`` keeps the frame's aspect here: the flows are squeezed to the square afterwards.
     """
-    box = _full_box(crop, height, width, path)
-    target = shape_for(box[1] - box[0], box[3] - box[2])
+    top, bottom, left, right = box
+    kept_top, kept_bottom, kept_left, kept_right = kept_box(bottom - top, right - left, geometry)
+    box = (top + kept_top, top + kept_bottom, left + kept_left, left + kept_right)
+    height, width = kept_bottom - kept_top, kept_right - kept_left
+    if geometry == "pad":
+        side = shape_for(max(height, width), max(height, width))[0]
+        return box, padded_shape(height, width, side), side
+    return box, shape_for(height, width), None
+
+
+def estimation_gray(region: np.ndarray, inner: tuple[int, int], side: int | None) -> np.ndarray:
+    """A gray frame region resized to ``inner`` and, for the ``pad`` geometry, centred on a side x side square."""
+    gray = resize_image(region, inner)
+    return gray if side is None else pad_to_square(gray, side)
+
+
+def jpeg_reduction(
+    height: int, width: int, crop: Sequence[float] | None, shape_for: ShapeFor, path: Path = Path(),
+    geometry: str = "squash",
+) -> tuple[int, tuple[int, int]]:
+    """(reduction, target) for JPEG frames of height x width cut to ``crop``, then to ``geometry``'s kept box.
+
+    ``target`` is the size that box is resized to (:func:`estimation_plan`); ``reduction`` is the largest
+    of libjpeg's 8, 4, 2 whose decoded box is still at least the target in both sides (so the target is
+    at least 2x smaller) and on whose pixel grid the box's edges lie; else 1 (full decoding).
+    """
+    box, target, _ = estimation_plan(_full_box(crop, height, width, path), shape_for, geometry)
     for reduction in (8, 4, 2):
         small = _reduced_box(box, height, width, reduction)
         if small is not None and small[1] - small[0] >= target[0] and small[3] - small[2] >= target[1]:
@@ -330,18 +359,16 @@ def jpeg_reduction(
     return 1, target
 
 
-def _gray_folder(folder: Path, shape_for: ShapeFor, crop: Sequence[float] | None) -> np.ndarray:
+def _gray_folder(folder: Path, shape_for: ShapeFor, crop: Sequence[float] | None, geometry: str) -> np.ndarray:
     files = _folder_frames(folder)
     height, width = _image_size(files[0])
     all_jpeg = all(f.suffix.lower() in (".jpg", ".jpeg") for f in files)
-    box = _full_box(crop, height, width, folder)
-    if all_jpeg:
-        reduction, target = jpeg_reduction(height, width, crop, shape_for, folder)
-    else:  # PNG has no reduced decoding
-        reduction, target = 1, shape_for(box[1] - box[0], box[3] - box[2])
+    box, target, side = estimation_plan(_full_box(crop, height, width, folder), shape_for, geometry)
+    # PNG has no reduced decoding
+    reduction = jpeg_reduction(height, width, crop, shape_for, folder, geometry)[0] if all_jpeg else 1
     decoded = (math.ceil(height / reduction), math.ceil(width / reduction))  # libjpeg rounds up
     top, bottom, left, right = _reduced_box(box, height, width, reduction)
-    out = np.empty((len(files), *target), dtype=np.uint8)
+    out = np.empty((len(files), *((side, side) if side else target)), dtype=np.uint8)
     for i, file in enumerate(files):
         _check_image_file(file)
         if all_jpeg:
@@ -355,45 +382,60 @@ def _gray_folder(folder: Path, shape_for: ShapeFor, crop: Sequence[float] | None
             raise VideoReadError(
                 folder, f"frames have different sizes: '{files[0].name}' is {width}x{height}, '{file.name}' is not"
             )
-        out[i] = resize_gray(gray[top:bottom, left:right], target)
+        out[i] = estimation_gray(gray[top:bottom, left:right], target, side)
     return out
 
 
-def _gray_video_file(path: Path, shape_for: ShapeFor, crop: Sequence[float] | None) -> np.ndarray:
+DECORD_CHUNK = 32  # frames per get_batch when decord reads a whole file for the estimator (bounded memory)
+
+
+def _gray_video_file(path: Path, shape_for: ShapeFor, crop: Sequence[float] | None, geometry: str) -> np.ndarray:
     length = len(_open_decord(path))  # the frame count training checks against; names a corrupt file
     capture = cv2.VideoCapture(str(path))
     out: list[np.ndarray] = []
+
+    def add(gray: np.ndarray) -> None:
+        nonlocal plan
+        if plan is None:
+            plan = estimation_plan(_full_box(crop, *gray.shape, path), shape_for, geometry)
+        (top, bottom, left, right), target, side = plan
+        out.append(estimation_gray(gray[top:bottom, left:right], target, side))
+
+    plan = None
     try:
         while len(out) <= length:
             ok, frame = capture.read()
             if not ok:
                 break
-            gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-            if not out:
-                top, bottom, left, right = _full_box(crop, *gray.shape, path)
-                target = shape_for(bottom - top, right - left)
-            out.append(resize_gray(gray[top:bottom, left:right], target))
+            add(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY))
     finally:
         capture.release()
     if len(out) != length:  # OpenCV and decord disagree on this file: decord's frames, as training reads them
-        frames = read_video(path, crop=crop)
-        return to_gray(frames, shape_for(*frames.shape[1:3]))
+        out, plan = [], None
+        for start in range(0, length, DECORD_CHUNK):
+            chunk = read_video(path, range(start, min(start + DECORD_CHUNK, length)))
+            for frame in chunk:
+                add(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY))
     return np.stack(out)
 
 
-def read_gray_video(path: str | Path, shape_for: ShapeFor, crop: Sequence[float] | None = None) -> np.ndarray:
-    """uint8 gray frames (L, h, w) of a video, cut to ``crop``, at (h, w) = ``shape_for(cropped height, width)``.
+def read_gray_video(
+    path: str | Path, shape_for: ShapeFor, crop: Sequence[float] | None = None, geometry: str = "squash"
+) -> np.ndarray:
+    """uint8 gray frames (L, h, w) of a video, cut to ``crop``, then to the frame ``geometry``'s kept box
+    (:func:`estimation_plan`), at (h, w) = ``shape_for(kept height, width)`` (padded to a square for ``pad``).
 
-    Decodes only what that size needs: JPEG frames at the largest libjpeg reduction (1/8, 1/4, 1/2)
-    still at least the target size (see :func:`jpeg_reduction`), straight to gray (the JPEG's own
-    luma), then area-resized; video files sequentially with OpenCV. Errors as :func:`read_video`.
+    The default ``squash`` keeps the whole frame at its aspect. Decodes only what that size needs:
+    JPEG frames at the largest libjpeg reduction (1/8, 1/4, 1/2) still at least the target size (see
+    :func:`jpeg_reduction`), straight to gray (the JPEG's own luma), then area-resized; video files
+    one frame at a time with OpenCV (decord in chunks where the two disagree). Errors as :func:`read_video`.
     """
     path = Path(path)
     _check_exists(path)
     if path.is_dir():
-        return _gray_folder(path, shape_for, crop)
+        return _gray_folder(path, shape_for, crop, geometry)
     if path.suffix.lower() not in VIDEO_SUFFIXES:
         raise VideoReadError(
             path, f"unsupported suffix '{path.suffix}' (expected a frame folder or {VIDEO_SUFFIXES})"
         )
-    return _gray_video_file(path, shape_for, crop)
+    return _gray_video_file(path, shape_for, crop, geometry)

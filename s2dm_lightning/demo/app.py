@@ -38,7 +38,8 @@ def build_app(model: DemoModel, clips: list[Clip], clips_note: str, output_dir: 
         if clip is None:
             return gr.update(), None, ""
         try:
-            preview = clip_preview(clip, model.pipe.flow_size, max(2, int(num_frames or 2)))
+            preview = clip_preview(clip, model.pipe.flow_size, max(2, int(num_frames or 2)),
+                                   model.pipe.frame_geometry)
         except DemoInputError as error:
             return clip.caption, None, f"**Error:** {error}"
         return clip.caption, preview, ""

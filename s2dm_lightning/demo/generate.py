@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from s2dm_lightning.commands.sample import generated_frame_size
+from s2dm_lightning.data.geometry import DEFAULT_FRAME_GEOMETRY
 from s2dm_lightning.data.video_io import VideoReadError
 from s2dm_lightning.io import atomic_path, safe_file_stem
 from s2dm_lightning.pipelines.motion import flows_from_video, parametric_flows, parse_motion
@@ -119,11 +120,13 @@ def dataset_clips(config: str | None) -> tuple[list[Clip], str]:
     return clips, "" if clips else f"the dataset of {config} has no test videos"
 
 
-def motion_from_video(path: str | Path, flow_size: int, num_frames: int) -> Motion:
-    """Flows of a clip or uploaded video (as ``sample --motion_from`` makes them); unreadable or 1-frame videos refused."""
+def motion_from_video(path: str | Path, flow_size: int, num_frames: int,
+                      geometry: str = DEFAULT_FRAME_GEOMETRY) -> Motion:
+    """Flows of a clip or uploaded video (as ``sample --motion_from`` makes them, square under the model's frame
+    ``geometry``); unreadable, 1-frame or constant-first-frame videos refused."""
     name = Path(path).name
     try:
-        flows, frames = flows_from_video(path, flow_size, num_frames)
+        flows, frames = flows_from_video(path, flow_size, num_frames, geometry=geometry)
     except VideoReadError as error:
         raise DemoInputError(f"'{name}' could not be read as a video: {error}") from error
     except ValueError as error:  # e.g. a video with a single frame
@@ -150,9 +153,9 @@ def keep_upload(upload: str | Path, folder: Path) -> Path:
     return target
 
 
-def clip_preview(clip: Clip, flow_size: int, num_frames: int) -> np.ndarray:
+def clip_preview(clip: Clip, flow_size: int, num_frames: int, geometry: str = DEFAULT_FRAME_GEOMETRY) -> np.ndarray:
     """The clip's first and last frame and the flow colour of its last frame, side by side (what fills in)."""
-    motion = motion_from_video(clip.path, flow_size, num_frames)
+    motion = motion_from_video(clip.path, flow_size, num_frames, geometry)
     first, last = motion.driving_frames[0], motion.driving_frames[-1]
     flow = resize_nearest(flow_to_rgb(motion.flows[-1:]), *first.shape[:2])[0]
     row = np.concatenate([first, last, flow], axis=1)[None]
@@ -275,17 +278,17 @@ def page_generate(model: DemoModel, clips: dict[str, Clip], folder: Path,
 def motion_maker(model: DemoModel, clips: dict[str, Clip], folder: Path, request: PageRequest,
                  num_frames: int) -> Callable[[], Motion]:
     """What makes the flows for the chosen source (checked now, run after the caption check)."""
-    flow_size = model.pipe.flow_size
+    flow_size, geometry = model.pipe.flow_size, model.pipe.frame_geometry
     if request.source == MOTION_SOURCES[0]:
         clip = clips.get(request.clip_label or "")
         if clip is None:
             raise DemoInputError("choose a test clip (or another motion source)")
-        return lambda: motion_from_video(clip.path, flow_size, num_frames)
+        return lambda: motion_from_video(clip.path, flow_size, num_frames, geometry)
     if request.source == MOTION_SOURCES[1]:
         if not request.upload:
             raise DemoInputError("upload a driving video (or choose another motion source)")
         kept = keep_upload(request.upload, folder)
-        return lambda: motion_from_video(kept, flow_size, num_frames)
+        return lambda: motion_from_video(kept, flow_size, num_frames, geometry)
     if request.source == MOTION_SOURCES[2]:
         return lambda: motion_from_formula(request.formula or "", flow_size, num_frames, model.frame_size)
     raise DemoInputError(f"unknown motion source {request.source!r}; choose one of {', '.join(MOTION_SOURCES)}")

@@ -7,14 +7,16 @@ from s2dm_lightning.diffusion.guidance import (
     combine_guidance,
     guidance_branches,
 )
-from s2dm_lightning.diffusion.samplers import DEFAULT_SAMPLER, build_sampler
+from s2dm_lightning.diffusion.samplers import DEFAULT_SAMPLER, build_sampler, default_noise_scheduler
 from s2dm_lightning.diffusion.sector_noise import (
     NOISE_SHARING_MODES,
     PREDICTION_TYPES,
     NoiseSharing,
     add_noise_to_videos,
+    check_noise_sharing,
     check_prediction_type,
     diffusion_target,
+    parse_noise_sharing,
     sample_condition_keep,
     sample_video_noise,
     sample_video_timesteps,
@@ -24,6 +26,7 @@ from s2dm_lightning.diffusion.sector_sampler import check_sampler_settings, sect
 __all__ = [
     "DEFAULT_SAMPLER",
     "build_sampler",
+    "default_noise_scheduler",
     "GUIDANCE_MODES",
     "NOISE_SHARING_MODES",
     "GuidanceSettings",
@@ -31,6 +34,8 @@ __all__ = [
     "check_sampler_settings",
     "NoiseSharing",
     "add_noise_to_videos",
+    "check_noise_sharing",
+    "parse_noise_sharing",
     "PREDICTION_TYPES",
     "check_prediction_type",
     "combine_guidance",

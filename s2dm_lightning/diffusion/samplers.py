@@ -14,7 +14,7 @@ import inspect
 from typing import Any
 
 import diffusers
-from diffusers import SchedulerMixin
+from diffusers import DDPMScheduler, SchedulerMixin
 
 DEFAULT_SAMPLER = "DDIMScheduler"
 EXAMPLES = "DDIMScheduler, DPMSolverMultistepScheduler, UniPCMultistepScheduler, DEISMultistepScheduler"
@@ -101,3 +101,13 @@ def build_sampler(
         return cls.from_config(sampler_config(training_config, cls, options))
     except (ValueError, NotImplementedError, TypeError) as error:
         raise ValueError(f"{prefix}sampler_options={options} do not make a {name}: {error}") from error
+
+
+def default_noise_scheduler(clip_sample: bool = True) -> DDPMScheduler:
+    """The DDPM schedule for pixel-space training: linear betas 1e-4 .. 0.02, T = 1000.
+
+    ``clip_sample`` keeps DDIM's x_0 prediction in [-1, 1]: near t = T, sqrt(alpha_hat_t) is
+    about 0.006, so without clipping small eps errors blow up into saturated noise. Latent
+    models (SD 1.5) use their own scheduler config, or this one with clipping off.
+    """
+    return DDPMScheduler(num_train_timesteps=1000, beta_schedule="linear", clip_sample=clip_sample)

@@ -4,23 +4,47 @@ Symbols: a video is a group x = {x_0^i}, i = 1..N frames. In ``shared`` mode eve
 frame of a video is perturbed with the same noise nu_t (Eq. 7) at the same step t,
 x_t^i = sqrt(alpha_hat_t) x_0^i + sqrt(1 - alpha_hat_t) nu_t (Eq. 8). ``independent``
 is the standard process (each frame its own epsilon_t^i and its own t), the paper's
-ablation (III). Tensors are laid out (B videos, F frames, C, H, W).
+ablation (III). ``warped`` carries frame 1's nu along each frame's condition and ``partial``
+(``partial`` = a drawn per video, ``partial:<a>`` = a fixed) mixes it with fresh noise
+(:mod:`.noise_transport`); both keep one t per video. Tensors are laid out (B videos, F frames, C, H, W).
 """
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 
-from s2dm_lightning.validation import check_choice, check_probability
+from s2dm_lightning.diffusion.noise_transport import degrade_noise, transport_video_noise
+from s2dm_lightning.validation import check_probability
 
-NoiseSharing = Literal["shared", "independent"]
-NOISE_SHARING_MODES = ("shared", "independent")
+#: ``shared``, ``independent``, ``warped``, ``partial`` or ``partial:<a>`` with a in [0, 1].
+NoiseSharing = str
+NOISE_SHARING_MODES = ("shared", "independent", "warped", "partial")
 
 
-def _check_mode(mode: str) -> None:
-    check_choice("noise sharing", mode, NOISE_SHARING_MODES)
+def parse_noise_sharing(mode: str, key: str = "noise sharing") -> tuple[str, float | None]:
+    """(kind, degradation a) of a mode; a is None for ``partial`` (drawn per video) and the others."""
+    kind, _, value = str(mode).partition(":")
+    if kind not in NOISE_SHARING_MODES or (value and kind != "partial"):
+        raise ValueError(f"{key} must be one of {', '.join(map(repr, NOISE_SHARING_MODES))} or 'partial:<a>' "
+                         f"with a in [0, 1]; got {mode!r}")
+    if not value:
+        return kind, None
+    try:
+        degradation = float(value)
+    except ValueError:
+        degradation = float("nan")
+    if not 0.0 <= degradation <= 1.0:
+        raise ValueError(f"{key} {mode!r}: the degradation a after 'partial:' must be a number in [0, 1]")
+    return kind, degradation
+
+
+def check_noise_sharing(key: str, mode: str) -> None:
+    """Raise a ValueError naming ``key`` unless ``mode`` is a noise-sharing mode."""
+    parse_noise_sharing(mode, key)
+
+
+def _per_video_frames(mode: str, num_frames: int) -> int:
+    return num_frames if parse_noise_sharing(mode)[0] == "independent" else 1
 
 
 def sample_video_noise(
@@ -31,14 +55,16 @@ def sample_video_noise(
     generator: torch.Generator | list[torch.Generator] | None = None,
     device: torch.device | str | None = None,
     dtype: torch.dtype = torch.float32,
+    condition: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Noise of shape (B, F, *frame_shape): one nu per video (``shared``) or one per frame.
+    """Noise of shape (B, F, *frame_shape): one nu per video (``shared``), one per frame, or
+    frame 1's carried along ``condition`` (B, F, 3, h, w) (``warped``, ``partial``; required there).
 
     ``generator`` may be a list with one generator per video, so that a video's noise does
     not depend on which other videos share its batch.
     """
-    _check_mode(mode)
-    per_video_frames = 1 if mode == "shared" else num_frames
+    kind, degradation = parse_noise_sharing(mode)
+    per_video_frames = _per_video_frames(mode, num_frames)
     if isinstance(generator, list):
         if len(generator) != num_videos:
             raise ValueError(f"got {len(generator)} generators for {num_videos} videos")
@@ -49,7 +75,18 @@ def sample_video_noise(
         noise = torch.randn(
             (num_videos, per_video_frames, *frame_shape), generator=generator, device=device, dtype=dtype
         )
-    return noise.expand(num_videos, num_frames, *frame_shape).contiguous()
+    if kind in ("shared", "independent"):
+        return noise.expand(num_videos, num_frames, *frame_shape).contiguous()
+    return transport_noise(noise[:, 0], kind, degradation, condition, generator)
+
+
+def transport_noise(base: torch.Tensor, kind: str, degradation: float | None, condition: torch.Tensor | None,
+                    generator: torch.Generator | list[torch.Generator] | None) -> torch.Tensor:
+    """Frame-1 noise (B, C, H, W) as a ``warped`` or ``partial`` video (B, F, C, H, W)."""
+    if condition is None:
+        raise ValueError(f"noise sharing {kind!r} needs the frames' flow conditions to carry the noise along")
+    warped = transport_video_noise(base, condition, generator)
+    return warped if kind == "warped" else degrade_noise(warped, degradation, generator)
 
 
 def sample_video_timesteps(
@@ -61,8 +98,7 @@ def sample_video_timesteps(
     device: torch.device | str | None = None,
 ) -> torch.Tensor:
     """Timesteps of shape (B, F): one t per video (the group at step t, Eq. 8) or one per frame."""
-    _check_mode(mode)
-    per_video_frames = 1 if mode == "shared" else num_frames
+    per_video_frames = _per_video_frames(mode, num_frames)
     t = torch.randint(
         0, num_train_timesteps, (num_videos, per_video_frames), generator=generator, device=device
     )

@@ -15,7 +15,12 @@ from diffusers import SchedulerMixin
 from tqdm.auto import tqdm
 
 from s2dm_lightning.diffusion.samplers import check_shareable_noise, step_parameters
-from s2dm_lightning.diffusion.sector_noise import NoiseSharing, sample_video_noise
+from s2dm_lightning.diffusion.sector_noise import (
+    NoiseSharing,
+    parse_noise_sharing,
+    sample_video_noise,
+    transport_noise,
+)
 from s2dm_lightning.validation import check_number
 
 # denoise(x_t of shape (B, F, C, H, W), t) -> guided eps of the same shape
@@ -44,6 +49,7 @@ def sector_sample(
     dtype: torch.dtype = torch.float32,
     initial_noise: torch.Tensor | None = None,
     progress: bool = False,
+    condition: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Sample (B, F, C, H, W) frames.
 
@@ -55,7 +61,9 @@ def sector_sample(
             ``variance_noise`` (an SDE solver) gets it drawn per video like z_T
             (its deterministic variants ignore it).
         initial_noise: z_T, (B, C, H, W) shared by all frames or (B, F, C, H, W); drawn if None.
-        noise_sharing: ``shared`` (S2DM) or ``independent`` (each frame its own z_T and draws).
+        noise_sharing: ``shared`` (S2DM) or ``independent`` (each frame its own z_T and draws), or
+            ``warped`` / ``partial``: z_T (drawn, or a given (B, C, H, W) one) and every draw carried
+            along ``condition`` (B, F, 3, h, w) per frame (:mod:`.noise_transport`).
     """
     check_sampler_settings(num_inference_steps, eta, scheduler.config.num_train_timesteps)
     check_number("num_frames", num_frames, at_least=1)
@@ -68,11 +76,15 @@ def sector_sample(
     noise_device = first.device if first is not None else device
 
     def draw() -> torch.Tensor:
-        noise = sample_video_noise(num_videos, num_frames, frame_shape, noise_sharing, generator, noise_device, dtype)
+        noise = sample_video_noise(num_videos, num_frames, frame_shape, noise_sharing, generator, noise_device, dtype,
+                                   condition)
         return noise.to(device)
 
+    kind, degradation = parse_noise_sharing(noise_sharing)
     if initial_noise is None:
         latents = draw()
+    elif initial_noise.dim() == 4 and kind in ("warped", "partial"):
+        latents = transport_noise(initial_noise.to(noise_device, dtype), kind, degradation, condition, generator)
     elif initial_noise.dim() == 4:
         latents = initial_noise.unsqueeze(1).expand(-1, num_frames, -1, -1, -1).contiguous()
     else:

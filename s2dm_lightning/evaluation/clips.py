@@ -20,6 +20,7 @@ import torch
 from torch.utils.data import Dataset
 
 from s2dm_lightning.data.datasets import VideoRecord, frames_to_tensor
+from s2dm_lightning.data.geometry import DEFAULT_FRAME_GEOMETRY
 from s2dm_lightning.data.sampling import consecutive_frame_indices, consecutive_span, interval_frame_indices
 from s2dm_lightning.data.video_io import count_frames, read_video
 from s2dm_lightning.evaluation.protocol import PROTOCOL_KEY, EvaluationProtocol
@@ -67,13 +68,15 @@ class RealClipDataset(Dataset):
         plan: (position in ``records``, frame indices) per clip, see :func:`real_clip_plan`.
         resolution: frames are resized to resolution x resolution (as the training clips).
         frame_sampling: how the plan chose frames (recorded in the cache key).
+        geometry: how frames become square (``data.geometry``; as the training clips; in the cache key).
     """
 
     train = False  # an evaluation dataset (see real_stats.dataset_identity)
 
     def __init__(self, records: list[VideoRecord], plan: list[tuple[int, list[int]]], resolution: int,
-                 frame_sampling: str) -> None:
+                 frame_sampling: str, geometry: str = DEFAULT_FRAME_GEOMETRY) -> None:
         self.records, self.plan, self.resolution = list(records), list(plan), int(resolution)
+        self.geometry = geometry
         self.num_frames = len(plan[0][1]) if plan else 0
         self.frame_sampling = frame_sampling
 
@@ -84,7 +87,7 @@ class RealClipDataset(Dataset):
         video, indices = self.plan[index]
         record = self.records[video]
         frames = read_video(record.path, indices, crop=record.crop)
-        return {"frames": frames_to_tensor(frames, self.resolution), "video_id": record.video_id,
+        return {"frames": frames_to_tensor(frames, self.resolution, self.geometry), "video_id": record.video_id,
                 "frame_indices": torch.tensor(indices, dtype=torch.long)}
 
     def plan_sha256(self) -> str:
@@ -117,7 +120,8 @@ def real_dataset(protocol: EvaluationProtocol, datamodule: Any, test_dataset: Da
     if left_out and protocol.frames == "consecutive":
         log.warning("%d of %d %s videos are shorter than one clip of %d frames at stride %d and are left out",
                     left_out, len(records), protocol.real_split, num_frames, protocol.frame_stride)
-    return RealClipDataset(records, plan, datamodule.resolution, FRAME_SAMPLING_NAMES[protocol.frames])
+    return RealClipDataset(records, plan, datamodule.resolution, FRAME_SAMPLING_NAMES[protocol.frames],
+                           getattr(datamodule, "frame_geometry", DEFAULT_FRAME_GEOMETRY))
 
 
 def mp4_round_trip(videos: torch.Tensor, fps: int = 8) -> torch.Tensor:

@@ -26,6 +26,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
+from s2dm_lightning.data.geometry import DEFAULT_FRAME_GEOMETRY
 from s2dm_lightning.evaluation.distributed import gather_in_order
 from s2dm_lightning.evaluation.features import FeatureBackbone, extract_features
 from s2dm_lightning.io import atomic_torch_save
@@ -89,6 +90,7 @@ def dataset_identity(dataset: Dataset, root: str | None = None) -> dict[str, Any
         "resolution": int(dataset.resolution),
         "num_frames": int(dataset.num_frames),
         "frame_sampling": getattr(dataset, "frame_sampling", EVAL_FRAME_SAMPLING),
+        "frame_geometry": getattr(dataset, "geometry", DEFAULT_FRAME_GEOMETRY),
         **({"clips": len(dataset), "plan_sha256": dataset.plan_sha256()} if hasattr(dataset, "plan_sha256") else {}),
     }
 

@@ -5,7 +5,8 @@ The folder is the one written by ``S2DMPipeline.save_pretrained`` (diffusers' la
 ``S2DMPipeline.from_pretrained(folder)`` samples from it; :func:`load_pretrained` rebuilds the S2DM
 LightningModule from it alone (no training config). From a checkpoint trained with the EMA
 callback, the exported weights are the EMA weights (the callback stores them as the checkpoint's
-``state_dict``).
+``state_dict``). A LoRA model is written merged (``lora="merged"``: a plain UNet) or as its base UNet with
+the adapter in ``unet_lora/`` (``lora="adapter"``), which ``S2DMPipeline.from_pretrained`` puts back on.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from s2dm_lightning.io import atomic_folder
 from s2dm_lightning.models.text_encoder import CachedTextEncoder
+from s2dm_lightning.training.lora import LORA_FOLDER, LoraExport, unet_for_export
 
 if TYPE_CHECKING:
     from s2dm_lightning.models.s2dm import S2DM
@@ -22,15 +24,17 @@ if TYPE_CHECKING:
 INDEX_FILE = "model_index.json"
 
 
-def save_pretrained(model: S2DM, folder: str | Path) -> Path:
-    """Write ``model`` to ``folder`` (replaced as a whole, atomically: a temp folder, then a rename)."""
+def save_pretrained(model: S2DM, folder: str | Path, lora: LoraExport = "merged") -> Path:
+    """Write ``model`` to ``folder`` (replaced as a whole, atomically: a temp folder, then a rename); ``lora``:
+    how a LoRA UNet is written (module doc)."""
     folder = Path(folder)
     if folder.exists() and any(folder.iterdir()) and not (folder / INDEX_FILE).is_file():
         raise FileExistsError(f"'{folder}' exists and is not an exported S2DM; choose an empty or new folder")
     with atomic_folder(folder) as tmp:
         from s2dm_lightning.pipelines.s2dm_pipeline import S2DMPipeline
 
-        S2DMPipeline.from_s2dm(model).save_pretrained(tmp)
+        unet = unet_for_export(model.unet, lora, Path(tmp) / LORA_FOLDER)
+        S2DMPipeline.from_s2dm(model, unet=unet).save_pretrained(tmp)
     return folder
 
 

@@ -10,16 +10,16 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import torch
-import torch.nn.functional as F
 from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
 from einops import rearrange, repeat
 
 from s2dm_lightning.diffusion import (
-    NOISE_SHARING_MODES,
     GuidanceSettings,
     NoiseSharing,
     add_noise_to_videos,
+    check_noise_sharing,
     check_prediction_type,
+    default_noise_scheduler,
     diffusion_target,
     sample_condition_keep,
     sample_video_noise,
@@ -53,24 +53,14 @@ from s2dm_lightning.models.text_encoder import CachedTextEncoder
 from s2dm_lightning.validation import check_choice, check_number
 
 
-def default_noise_scheduler(clip_sample: bool = True) -> DDPMScheduler:
-    """The DDPM schedule for pixel-space training: linear betas 1e-4 .. 0.02, T = 1000.
-
-    ``clip_sample`` keeps DDIM's x_0 prediction in [-1, 1]: near t = T, sqrt(alpha_hat_t) is
-    about 0.006, so without clipping small eps errors blow up into saturated noise. Latent
-    models (SD 1.5) use their own scheduler config, or this one with clipping off.
-    """
-    return DDPMScheduler(num_train_timesteps=1000, beta_schedule="linear", clip_sample=clip_sample)
-
-
 def _check_arguments(hparams: Any) -> None:
     """The plain numbers and choices of S2DM's arguments, each named by its config key."""
     for name in ("sample_size", "flow_patch_size", "frames_per_step", "flow_size"):
         check_number(KEY + name, hparams[name], at_least=1, optional=name != "flow_size")
-    for name, choices in (("flow_fusion", FLOW_FUSIONS), ("noise_sharing", NOISE_SHARING_MODES),
-                          ("sample_noise_sharing", NOISE_SHARING_MODES),
-                          ("reference_condition", REFERENCE_CONDITIONS)):
+    for name, choices in (("flow_fusion", FLOW_FUSIONS), ("reference_condition", REFERENCE_CONDITIONS)):
         check_choice(KEY + name, hparams[name], choices)
+    for name in ("noise_sharing", "sample_noise_sharing"):
+        check_noise_sharing(KEY + name, hparams[name])
     check_training_arguments(hparams, ("text_dropout", "flow_dropout", "reference_dropout"))
 
 
@@ -141,12 +131,15 @@ class S2DM(DiffusionModule):
             ``noise_scheduler``'s config; one whose step draws its own noise is refused.
         sampler_options: its settings on top of that config, e.g. ``{algorithm_type: sde-dpmsolver++}``
             (the SDE solver; its noise is shared by the frames of a video like DDIM's).
+        training_options: the training recipe of :class:`DiffusionModule`: ``optimizer``, ``lr_schedule``,
+            ``lr_decay_steps``, ``snr_gamma``, ``lora_rank``/``_alpha``/``_target_modules``, ``trainable_parameters``.
     """
 
     # Settings the trained weights are tied to (their shapes, or what the network predicts): a checkpoint
     # only loads into a config with the same values (s2dm_lightning.commands.checkpoint_config).
     ARCHITECTURE_HPARAMS = ("unet", "vae", "text_encoder.class_path", "noise_scheduler", "sample_size",
-                            "flow_fusion", "flow_size", "flow_patch_size", "reference_condition")
+                            "flow_fusion", "flow_size", "flow_patch_size", "reference_condition",
+                            "lora_rank", "lora_alpha", "lora_target_modules", "trainable_parameters")
 
     def __init__(
         self,
@@ -182,9 +175,10 @@ class S2DM(DiffusionModule):
         sampling_seed: int = 0,
         sampler: str = "DDIMScheduler",
         sampler_options: dict[str, Any] | None = None,
+        **training_options: Any,
     ) -> None:
-        super().__init__()
-        self.save_hyperparameters(ignore=["unet", "text_encoder", "noise_scheduler", "vae"])
+        super().__init__(**training_options)  # the optimiser (a callable) lives in self.recipe, not the hparams
+        self.save_hyperparameters(ignore=["unet", "text_encoder", "noise_scheduler", "vae", "optimizer"])
         _check_arguments(self.hparams)
         self.sampling = SamplingSettings.from_hparams(self.hparams, "flow_guidance_scale")
         flow_channels = FLOW_CHANNELS if flow_fusion in ("concat", "both") else 0
@@ -208,6 +202,8 @@ class S2DM(DiffusionModule):
         if sample_size is not None:
             check_frame_size(f"{KEY}sample_size", sample_size, self.unet)
         self._check_unet_channels()
+        grown_conv_in = self.unet.config.in_channels > self.unet.config.out_channels  # flow / reference channels
+        self.prepare_trainable(("flow_conditioner.", *(("unet.conv_in.",) if grown_conv_in else ())))
 
     # ------------------------------------------------------------------ set-up
     def _check_unet_channels(self) -> None:
@@ -366,7 +362,7 @@ class S2DM(DiffusionModule):
             x0 = self.encode_frames(batch["frames"] if order is None else _gather_frames(batch["frames"], order), generator)
         b, f = x0.shape[:2]
         mode = self.hparams.noise_sharing
-        nu = sample_video_noise(b, f, tuple(x0.shape[2:]), mode, generator, self.device, x0.dtype)
+        nu = sample_video_noise(b, f, tuple(x0.shape[2:]), mode, generator, self.device, x0.dtype, flow)
         t = sample_video_timesteps(b, f, self.noise_scheduler.config.num_train_timesteps, mode, generator, self.device)
         x_t = add_noise_to_videos(self.noise_scheduler.alphas_cumprod, x0, nu, t)
         keep_text = sample_condition_keep(b, self.hparams.text_dropout, generator, self.device)
@@ -385,7 +381,7 @@ class S2DM(DiffusionModule):
         )
         target = diffusion_target(self.noise_scheduler.alphas_cumprod, self.noise_scheduler.config.prediction_type,
                                   x0, nu, t)
-        return F.mse_loss(eps.float(), rearrange(target, "b f c h w -> (b f) c h w").float())
+        return self.prediction_loss(eps, rearrange(target, "b f c h w -> (b f) c h w"), rearrange(t, "b f -> (b f)"))
 
     def _training_reference(self, batch: dict[str, Any], flow: torch.Tensor,
                             generator: torch.Generator) -> torch.Tensor | None:
@@ -443,7 +439,7 @@ class S2DM(DiffusionModule):
             generator=generator,
             device=self.device,
             initial_noise=initial_noise,
-            progress=progress,
+            progress=progress, condition=flow,
         )
         return self.decode_frames(x0)
 

@@ -13,15 +13,18 @@ model's flow size s, with frame 0 exactly the identity. Three sources:
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from s2dm_lightning.data.flow import FlowSettings, estimate_flow_sequence
+from s2dm_lightning.data.flow import FlowSettings, estimate_gray_sequence, estimation_frames
+from s2dm_lightning.data.footage import constant_first_frame, frame_count_mismatch, short_video
+from s2dm_lightning.data.geometry import DEFAULT_FRAME_GEOMETRY, fit_frames, kept_box
 from s2dm_lightning.data.sampling import interval_frame_indices
-from s2dm_lightning.data.video_io import read_video
+from s2dm_lightning.data.video_io import count_frames, read_video
 from s2dm_lightning.flow_format import FLOW_CHANNELS, affine_condition, identity_condition, resize_condition
 
 if TYPE_CHECKING:
@@ -35,39 +38,52 @@ PARAMETRIC_KINDS = {"translate": 2, "zoom": 1, "rotate": 1}  # kind -> number of
 
 
 # ------------------------------------------------------------------ a driving video
-def centre_square(frames: np.ndarray) -> np.ndarray:
-    """The largest centred square of frames (L, H, W, 3) (the models generate square frames)."""
-    height, width = frames.shape[1:3]
-    side = min(height, width)
-    top, left = (height - side) // 2, (width - side) // 2
-    return np.ascontiguousarray(frames[:, top:top + side, left:left + side])
-
-
 def flows_from_video(
     path: str | Path,
     flow_size: int,
     num_frames: int = NUM_FRAMES,
     estimator: str = "opencv-dis",
-    crop_square: bool = True,
+    geometry: str = DEFAULT_FRAME_GEOMETRY,
+    frame_size: int | None = None,
+    key: str = "--motion_from",
 ) -> tuple[torch.Tensor, np.ndarray]:
     """Flows (num_frames, 3, flow_size, flow_size) of a video file or frame folder, and its clip frames.
 
-    Frames: the largest centred square of every frame (``crop_square``; otherwise the whole
-    frame, squeezed to a square), then flows from frame 0 to every frame of the video with the
-    project's estimator (``data.flow``: estimated at the native size capped to 256 px, resized
-    to ``flow_size``), as the datasets' flow cache does. The clip takes the first frame of each
-    of ``num_frames`` equal intervals, as evaluation does (a video shorter than ``num_frames``
-    repeats frames; one frame is an error). Returns the flows and the clip's uint8 frames (num_frames, S, S, 3).
+    The clip takes the first frame of each of ``num_frames`` equal intervals of the video, as evaluation
+    does, and ONLY those frames are decoded (``video_io.read_video`` with indices: decord seeks to them,
+    OpenCV grabs past the others without converting them). Frames become square under the frame
+    ``geometry`` of the model (``data.geometry``: what its training clips and flows did), then flows
+    from the clip's frame 0 to each of its frames with the project's estimator (``data.flow``: at the
+    native size capped to 256 px, resized to ``flow_size``; each estimate starts from the previous clip
+    frame's). Returns the flows and the clip's uint8 frames (num_frames, S, S, 3), S = ``frame_size``
+    (default: the side of the square at the video's own scale).
+
+    Errors (``ValueError``, naming ``key`` and the file): one frame; a constant first frame (the flows
+    would all be zero). Warnings: a video shorter than ``num_frames`` (frames repeat); a header that
+    states another frame count than decodes.
     """
-    frames = read_video(path)
-    if len(frames) < 2:
-        raise ValueError(f"'{path}' has {len(frames)} frame(s): a driving video needs at least 2 "
+    available = count_frames(path)
+    if available < 2:
+        raise ValueError(f"{key}: '{path}' has {available} frame(s): a driving video needs at least 2 "
                          "(a first frame and a motion)")
-    if crop_square:
-        frames = centre_square(frames)
-    flows = estimate_flow_sequence(frames, FlowSettings(estimator=estimator, flow_size=flow_size))
-    indices = interval_frame_indices(len(frames), num_frames, random=False)
-    return flows[indices], frames[indices]
+    for note in (frame_count_mismatch(path, available), short_video(path, available, num_frames, "--num_frames")):
+        if note is not None:
+            warnings.warn(f"{key}: {note}", stacklevel=2)
+    indices = interval_frame_indices(available, num_frames, random=False)
+    unique = sorted(set(indices))
+    frames = read_video(path, unique)
+    settings = FlowSettings(estimator=estimator, flow_size=flow_size, frame_geometry=geometry)
+    gray = estimation_frames(frames, settings)
+    problem = constant_first_frame(gray, path)
+    if problem is not None:
+        raise ValueError(f"{key}: {problem}")
+    flows = estimate_gray_sequence(gray, settings)
+    height, width = frames.shape[1:3]
+    top, bottom, left, right = kept_box(height, width, geometry)
+    side = frame_size or (max(height, width) if geometry == "pad" else min(bottom - top, right - left))
+    clip = fit_frames(frames, side, geometry)
+    order = [unique.index(i) for i in indices]  # a short video repeats frames: decoded once, used again
+    return flows[order], clip[order]
 
 
 # ----------------------------------------------------------------- the caption alone

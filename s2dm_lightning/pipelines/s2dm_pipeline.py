@@ -34,6 +34,7 @@ from diffusers.utils import BaseOutput
 from diffusers.video_processor import VideoProcessor
 from transformers import CLIPTextModel
 
+from s2dm_lightning.data.geometry import DEFAULT_FRAME_GEOMETRY, check_geometry
 from s2dm_lightning.diffusion import GuidanceSettings, build_sampler, sector_sample
 from s2dm_lightning.flow_format import FLOW_CHANNELS
 from s2dm_lightning.io import apply_umask_modes
@@ -44,6 +45,7 @@ from s2dm_lightning.models.pretrained_folder import PretrainedFolderError
 from s2dm_lightning.models.reference_condition import check_reference_use, encode_reference
 from s2dm_lightning.models.text_encoder import CachedTextEncoder, CLIPTextEncoder, MiniLMTextEncoder
 from s2dm_lightning.pipelines.reference_image import ReferenceImage, reference_image_tensor
+from s2dm_lightning.training.lora import load_exported_adapter
 
 if TYPE_CHECKING:
     from s2dm_lightning.models.s2dm import S2DM
@@ -95,6 +97,8 @@ class S2DMPipeline(DiffusionPipeline):
             (not saved; for models trained with a custom encoder).
         reference_condition: the model's first-frame condition (``none``, ``frame``, ``warped``; S2DM's
             option of that name): how ``image=`` enters the UNet.
+        frame_geometry: how the training frames of another aspect were made square (``data.geometry``:
+            crop, pad or squash); ``image=`` of another aspect is made square the same way.
     """
 
     model_cpu_offload_seq = "text_encoder->flow_conditioner->unet->vae"
@@ -119,6 +123,7 @@ class S2DMPipeline(DiffusionPipeline):
         text_max_length: int = 77,
         prompt_encoder: CachedTextEncoder | None = None,
         reference_condition: str = "none",
+        frame_geometry: str = DEFAULT_FRAME_GEOMETRY,
     ) -> None:
         super().__init__()
         if vae is not None:  # frozen, as in S2DM (PyTorch's CPU convolutions differ in rounding otherwise)
@@ -129,20 +134,21 @@ class S2DMPipeline(DiffusionPipeline):
             guidance_mode=guidance_mode, guidance_scale=guidance_scale, text_guidance_scale=text_guidance_scale,
             flow_guidance_scale=flow_guidance_scale, num_inference_steps=num_inference_steps, eta=eta,
             noise_sharing=noise_sharing, sample_size=sample_size, text_max_length=text_max_length,
-            reference_condition=reference_condition,
+            reference_condition=reference_condition, frame_geometry=check_geometry(frame_geometry),
         )
         self._prompt_encoder = prompt_encoder
         self.video_processor = VideoProcessor(do_resize=False)
 
     # ------------------------------------------------------------ conversions
     @classmethod
-    def from_s2dm(cls, model: S2DM) -> S2DMPipeline:
-        """The pipeline of a trained S2DM (sharing its networks; the EMA weights if the checkpoint had them)."""
+    def from_s2dm(cls, model: S2DM, unet: UNet2DConditionModel | None = None) -> S2DMPipeline:
+        """The pipeline of a trained S2DM (sharing its networks; the EMA weights if the checkpoint had them);
+        ``unet`` replaces the model's (export: a LoRA UNet merged, or its base)."""
         encoder = model.text_encoder
         saved = isinstance(encoder, (CLIPTextEncoder, MiniLMTextEncoder))
         settings = model.hparams
         return cls(
-            unet=model.unet,
+            unet=unet if unet is not None else model.unet,
             scheduler=model.sampling.scheduler(model.noise_scheduler.config),
             text_encoder=encoder.model if saved else None,
             tokenizer=encoder.tokenizer if saved else None,
@@ -159,6 +165,7 @@ class S2DMPipeline(DiffusionPipeline):
             text_max_length=encoder.max_length,
             prompt_encoder=None if saved else encoder,
             reference_condition=settings.reference_condition,
+            frame_geometry=model.frame_geometry,
         )
 
     def to_s2dm(self, **overrides: Any) -> S2DM:
@@ -180,6 +187,7 @@ class S2DMPipeline(DiffusionPipeline):
                      noise_scheduler=DDPMScheduler.from_config(self.scheduler.config), vae=self.vae,
                      **{**settings, **overrides})
         model.flow_conditioner.load_state_dict(conditioner.state_dict())
+        model.frame_geometry = self.frame_geometry
         return model.eval()
 
     # ------------------------------------------------------------------ saving
@@ -219,7 +227,9 @@ class S2DMPipeline(DiffusionPipeline):
                     "safetensors only. Remove it, or pass allow_pickle=True if you made this folder yourself"
                 )
         kwargs.setdefault("use_safetensors", None if allow_pickle else True)  # None: safetensors first, else .bin
-        return super().from_pretrained(str(folder), local_files_only=True, **kwargs)
+        pipeline = super().from_pretrained(str(folder), local_files_only=True, **kwargs)
+        load_exported_adapter(pipeline.unet, folder)  # an `export --lora adapter` folder: base UNet + unet_lora/
+        return pipeline
 
     # ------------------------------------------------------------------ pieces
     @property
@@ -245,16 +255,22 @@ class S2DMPipeline(DiffusionPipeline):
         size = size if isinstance(size, int) else size[0]
         return (self.unet.config.out_channels, size, size)
 
+    @property
+    def frame_geometry(self) -> str:
+        """The model's frame geometry (``data.geometry``); a folder exported before it was recorded: ``crop``."""
+        return self.config.get("frame_geometry", DEFAULT_FRAME_GEOMETRY)
+
     def frame_size(self) -> int:
         """h = w of the generated frames in pixels (x_0's size times the VAE's factor)."""
         return self.frame_shape()[-1] * vae_size_factor(self.vae)
 
     def encode_image(self, image: ReferenceImage | None, num_videos: int, device: torch.device) -> torch.Tensor | None:
-        """x_0 (B, C, h, w) of the first frame ``image`` (resized to :meth:`frame_size`), or None (no image)."""
+        """x_0 (B, C, h, w) of the first frame ``image`` (made :meth:`frame_size` square under the model's
+        :attr:`frame_geometry`), or None (no image)."""
         check_reference_use(self.config.reference_condition, image)
         if image is None:
             return None
-        pixels = reference_image_tensor(image, self.frame_size())
+        pixels = reference_image_tensor(image, self.frame_size(), self.frame_geometry)
         if pixels.shape[0] not in (1, num_videos):
             raise ValueError(f"got {pixels.shape[0]} images for {num_videos} prompts (give one, or one per prompt)")
         return encode_reference(self.vae, pixels.to(device)).expand(num_videos, -1, -1, -1)
@@ -352,6 +368,7 @@ class S2DMPipeline(DiffusionPipeline):
             num_inference_steps=num_inference_steps or config.num_inference_steps,
             eta=eta,
             noise_sharing=config.noise_sharing,
+            condition=condition,
             generator=generator,
             device=device,
             progress=not getattr(self, "_progress_bar_config", {}).get("disable", False),

@@ -169,7 +169,7 @@ class TwoStageTextToVideo:
                                            progress=progress, sampling=s2dm_sampling)[:, 0]
         else:
             size = frame_shape[-1] * vae_size_factor(s2dm.vae)
-            reference = reference_image_tensor(image, size).to(s2dm.device).expand(b, -1, -1, -1)
+            reference = reference_image_tensor(image, size, s2dm.frame_geometry).to(s2dm.device).expand(b, -1, -1, -1)
 
         # (b) the flow sequence from I_ref and tau (or the flows of another video), from its own streams
         if reference_flows is None:

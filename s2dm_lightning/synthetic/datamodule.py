@@ -24,8 +24,9 @@ class SyntheticDataModule(VideoDataModule):
         seed: generation seed (content and split).
         world: ``"default"`` (shapes over smooth still backgrounds) or ``"disocclusion"`` (textured
             panning background, a turning or scaling shape, a second shape entering: the first frame
-            cannot explain the rest; see :mod:`s2dm_lightning.synthetic.disocclusion`). A ``root``
-            holding the other world is an error.
+            cannot explain the rest; see :mod:`s2dm_lightning.synthetic.disocclusion`) or ``"textured"``
+            (a checked shape over still stripes; :mod:`s2dm_lightning.synthetic.textured`). A ``root``
+            holding another world is an error.
         resolution: frames are resized to resolution x resolution.
         flow_size: resolution of the stored flow/occlusion maps (= the diffusion resolution).
         flow_estimator: ``"opencv-dis"`` or ``"opencv-farneback"``.

@@ -46,12 +46,14 @@ from s2dm_lightning.synthetic.disocclusion import (
     transforms_for,
 )
 from s2dm_lightning.synthetic.shapes import COLORS, MOTIONS, SHAPES, coverage
+from s2dm_lightning.synthetic.textured import render_textured_video
 from s2dm_lightning.validation import check_choice, check_number
 
 METADATA_COLUMNS = ("video_id", "path", "caption", "split", "shape", "color", "motion")
 #: Which synthetic world a dataset shows: "default" (shapes over smooth still backgrounds) or
-#: "disocclusion" (textured panning background, turning/scaling shape, a shape entering; see .disocclusion).
-World = Literal["default", "disocclusion"]
+#: "disocclusion" (textured panning background, turning/scaling shape, a shape entering; see .disocclusion)
+#: or "textured" (a checked shape moving over a still striped background; see .textured).
+World = Literal["default", "disocclusion", "textured"]
 WORLDS: tuple[str, ...] = get_args(World)
 GROUND_TRUTH_FOLDER = "ground_truth"  # <video_id>.npz per video, non-default worlds only
 TEST_COMBINATION_FRACTION = 0.2
@@ -122,6 +124,9 @@ def _render(
     """(frames, caption, extra metadata, ground-truth conditions or None) of one video of ``world``."""
     if world == "default":
         return render_video(color, shape, motion, frames, size, rng), caption_for(color, shape, motion), {}, None
+    if world == "textured":
+        video, conditions = render_textured_video(color, shape, motion, frames, size, rng)
+        return video, caption_for(color, shape, motion), {}, conditions
     transforms = transforms_for(shape)
     transform = transforms[int(rng.integers(len(transforms)))]
     video, conditions = render_disocclusion_video(color, shape, motion, transform, frames, size, rng)

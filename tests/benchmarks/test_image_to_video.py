@@ -45,9 +45,11 @@ def test_main_scores_every_row_and_writes_table_json_and_sheet(tmp_path: Path) -
                     "--seeds", "0", "1", "--inversion_steps", "2", "--num_videos", "3", "--sheet_videos", "2",
                     "--sheet_frames", "1", "4", "--output", str(output)])
     report = json.loads(output.with_suffix(".json").read_text())
-    rows = ["warp", "random z_T (tiny)", "inversion 2 (tiny)", "inversion 2 + 2 fixed-point (tiny)"]
+    rows = ["warp", "random z_T (tiny)", "inversion 2 (tiny)", "inversion 2 + 2 fixed-point (tiny)",
+            "inversion 2, z_T transported (tiny)"]
     counts = {row: sum(v["row"] == row for v in report["per_video"]) for row in rows}
-    assert counts == {rows[0]: 3, rows[1]: 6, rows[2]: 3, rows[3]: 3}  # 16 videos: 3 in test; random: 2 seeds
+    # 16 videos: 3 in test; random and transported (fresh noise where disoccluded): 2 seeds
+    assert counts == {rows[0]: 3, rows[1]: 6, rows[2]: 3, rows[3]: 3, rows[4]: 6}
     warp = [v for v in report["per_video"] if v["row"] == "warp"]
     assert all(v["psnr_first_frame"] > 60 for v in warp)  # frame 1 warped by the identity is frame 1
     assert report["summary"]["random z_T (tiny)"]["psnr_visible"]["n"] == 2

@@ -64,7 +64,9 @@ def test_modules_without_declared_keys_treat_nested_classes_as_architecture():
     assert architecture_keys("s2dm_lightning.models.S2DM", {})[1:] == ("unet", "vae", "text_encoder.class_path",
                                                                      "noise_scheduler", "sample_size", "flow_fusion",
                                                                      "flow_size", "flow_patch_size",
-                                                                     "reference_condition")
+                                                                     "reference_condition", "lora_rank",
+                                                                     "lora_alpha", "lora_target_modules",
+                                                                     "trainable_parameters")
     assert architecture_keys("tests.NoSuchModule", {"unet": UNET, "lr": 1.0}) == ("_class_path", "unet")
 
 

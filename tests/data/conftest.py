@@ -50,3 +50,23 @@ def write_mp4(path: Path, frames: np.ndarray, fps: int = 10) -> Path:
 @pytest.fixture
 def pan_video() -> np.ndarray:
     return moving_texture_video()
+
+
+def disc_video(num_frames: int = 6, height: int = 96, width: int = 128, radius: int = 30, step: int = 2) -> np.ndarray:
+    """uint8 RGB frames (L, H, W, 3): a textured bright disc (levels 150-255) on a flat dark background (40)
+    moving ``step`` px right and down per frame; a circle in any frame of any aspect."""
+    texture = textured(height + num_frames * step, width + num_frames * step, 1).astype(np.float32)
+    texture = (150 + texture * 105 / 255).astype(np.uint8)
+    rows, cols = np.mgrid[0:height, 0:width]
+    frames = np.full((num_frames, height, width, 3), 40, np.uint8)
+    for i in range(num_frames):
+        inside = (rows - (height // 2 - 3 + step * i)) ** 2 + (cols - (width // 2 - 3 + step * i)) ** 2 <= radius**2
+        offset = (num_frames - i) * step  # the texture moves with the disc
+        frames[i][inside] = texture[offset:offset + height, offset:offset + width, None][inside]
+    return frames
+
+
+def extents(mask: np.ndarray) -> tuple[int, int]:
+    """(rows, columns) spanned by the True pixels of a 2-D mask."""
+    rows, cols = np.where(mask.any(1))[0], np.where(mask.any(0))[0]
+    return int(rows.max() - rows.min() + 1), int(cols.max() - cols.min() + 1)

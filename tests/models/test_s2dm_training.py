@@ -39,6 +39,24 @@ def test_training_step_noise_and_timestep_sharing(mode):
         assert (nu[:, 1:] - nu[:, :1]).abs().amax() > 0.5, "independent mode must differ between frames"
 
 
+def test_training_step_warped_noise_follows_the_flow():
+    """``warped``: one t per video, and frame f's nu on visible pixels is frame 1's moved by the flow."""
+    from s2dm_lightning.flow_format import affine_condition
+
+    model = make_model(noise_sharing="warped")
+    batch = fake_batch(num_videos=2, num_frames=4)
+    shifts = torch.tensor([[[1.0, 0.0, f], [0.0, 1.0, 0.0]] for f in range(4)])  # frame f: source x + f
+    batch["flow"] = affine_condition(shifts, 8, 8)[None].expand(2, -1, -1, -1, -1).clone()
+    inputs = UNetInputs(model.unet)
+    model.training_step(batch, 0)
+    sample, t, _ = inputs.calls[0]
+    nu = recovered_noise(model, sample[:, :3], t, batch["frames"].flatten(0, 1)).view(2, 4, 3, 8, 8)
+    assert (t.view(2, 4) == t.view(2, 4)[:, :1]).all(), "frames of one video must share t"
+    for f in range(1, 4):  # tolerance as the shared test: nu recovered through sqrt(1 - alpha_hat) in float32
+        torch.testing.assert_close(nu[:, f, :, :, : 8 - f], nu[:, 0, :, :, f:], atol=2e-3, rtol=0)
+        assert (nu[:, f, :, :, 8 - f:] - nu[:, 0, :, :, -1:]).abs().amax() > 0.1, "disoccluded: fresh noise"
+
+
 def test_v_prediction_trains_on_v_and_samples_with_it(monkeypatch):
     from diffusers import DDPMScheduler
 
@@ -52,7 +70,7 @@ def test_v_prediction_trains_on_v_and_samples_with_it(monkeypatch):
         captured["target"] = target
         return real_mse(prediction, target)
 
-    monkeypatch.setattr("s2dm_lightning.models.s2dm.F.mse_loss", capture)
+    monkeypatch.setattr("s2dm_lightning.models.diffusion_module.F.mse_loss", capture)
     model.training_step(batch, 0)
     sample, t, _ = inputs.calls[0]
     x0 = batch["frames"].flatten(0, 1)
@@ -115,6 +133,9 @@ def test_shared_z_T_and_identical_flows_give_identical_frames(eta):
         assert_equal_to_batch_rounding(video[:, f], video[:, 0], unlike=video.flip(0)[:, 0])  # videos: own z_T
     independent = model.sample_videos(batch, torch.Generator().manual_seed(0), noise_sharing="independent")
     assert (independent[:, 1] - independent[:, 0]).abs().amax() > 1e-2
+    # warped noise along identity flows is shared noise (same draws, same generator state): same batch make-up
+    warped = model.sample_videos(batch, torch.Generator().manual_seed(0), noise_sharing="warped")
+    assert torch.equal(warped, video)
 
 
 def test_sampling_makes_one_batched_network_call_per_step():

@@ -19,5 +19,5 @@ def test_world_reaches_the_generated_dataset(tmp_path):
 
 
 def test_unknown_world_names_the_key():
-    with pytest.raises(ValueError, match="data.init_args.world must be one of 'default', 'disocclusion'; got 'pan'"):
+    with pytest.raises(ValueError, match="data.init_args.world must be one of 'default', 'disocclusion', 'textured'; got 'pan'"):
         SyntheticDataModule(world="pan")

@@ -162,6 +162,6 @@ def test_a_root_of_the_other_world_is_an_error(tmp_path):
     other = generate_synthetic_dataset(tmp_path / "other", world="disocclusion", **kwargs)
     with pytest.raises(ValueError, match="'disocclusion' world"):
         generate_synthetic_dataset(other, **kwargs)
-    with pytest.raises(ValueError, match="world must be one of 'default', 'disocclusion'; got 'moving'"):
+    with pytest.raises(ValueError, match="world must be one of 'default', 'disocclusion', 'textured'; got 'moving'"):
         generate_synthetic_dataset(tmp_path / "bad", world="moving", **kwargs)
     assert not (tmp_path / "bad").exists()

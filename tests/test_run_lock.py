@@ -1,0 +1,97 @@
+"""s2dm_lightning/run_lock.py: two processes on one run folder or one flow cache, started at once (the real
+command line, several rounds), and the lock itself against a holder in another process."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+from tests.test_resume import ENV, REPO, _fit_args, _state, tiny_config
+
+
+def test_a_held_folder_names_its_holder_and_a_waiter_gets_it_when_the_holder_ends(tmp_path):
+    from s2dm_lightning.run_lock import FolderInUse, folder_lock
+
+    script = (f"from s2dm_lightning.run_lock import folder_lock\nimport time\n"
+              f"with folder_lock({str(tmp_path)!r}, 'run folder', wait=False):\n"
+              "    print('held', flush=True); time.sleep(3)\n")
+    holder = subprocess.Popen([sys.executable, "-c", script], cwd=REPO, env=ENV, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    with pytest.raises(FolderInUse, match=f"run folder {tmp_path} is in use by pid {holder.pid} on "):
+        with folder_lock(tmp_path, "run folder", wait=False):
+            pass
+    started = time.monotonic()
+    with folder_lock(tmp_path, "run folder", wait=True):
+        waited = time.monotonic() - started
+    assert waited > 1.5, "the lock was taken while the holder still held it (it sleeps 3 s)"
+    holder.wait(timeout=30)
+
+
+def _config(tmp_path):
+    path = tiny_config(tmp_path)
+    config = yaml.safe_load(path.read_text())
+    config["trainer"]["max_steps"] = 4
+    next(c for c in config["trainer"]["callbacks"] if c["class_path"].endswith("StepPacer"))["init_args"] = {
+        "pause": 0.0}
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def _together(*commands: list[str]) -> list[subprocess.CompletedProcess]:
+    running = [subprocess.Popen(c, cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               for c in commands]
+    done = []
+    for process, command in zip(running, commands, strict=True):
+        out, err = process.communicate(timeout=600)
+        done.append(subprocess.CompletedProcess(command, process.returncode, out, err))
+    return done
+
+
+ROUNDS = 3
+
+
+@pytest.mark.slow
+def test_two_fits_started_at_once_take_their_own_run_folders_and_two_resumes_of_one_run_do_not_both_run(tmp_path):
+    for round_ in range(ROUNDS):
+        folder = tmp_path / f"round{round_}"
+        folder.mkdir()
+        config = _config(folder)
+        first, second = _together(_fit_args(config), _fit_args(config))
+        assert first.returncode == second.returncode == 0, (first.stderr[-2000:], second.stderr[-2000:])
+        experiment = folder / "logs/synthetic"
+        versions = sorted(p.name for p in experiment.iterdir() if p.is_dir())
+        assert versions == ["version_0", "version_1"], versions
+        for version in versions:
+            run = experiment / version
+            assert len(list(run.glob("events.out.tfevents.*"))) == 1, f"two writers in {run}"
+            assert _state(run / "checkpoints" / "last.ckpt")["global_step"] == 4
+
+        resumes = _together(*[_fit_args(config, "--ckpt_path", "last", "--trainer.max_steps=6")] * 2)
+        codes = sorted(r.returncode for r in resumes)
+        assert codes == [0, 1], [r.stderr[-2000:] for r in resumes]
+        refused, ran = sorted(resumes, key=lambda r: -r.returncode)
+        last_line = refused.stderr.strip().splitlines()[-1]
+        assert last_line.startswith("error: FolderInUse: run folder ") and " is in use by pid " in last_line
+        newest = max((experiment / v / "checkpoints" / "last.ckpt" for v in versions),
+                     key=lambda p: _state(p)["global_step"])
+        assert _state(newest)["global_step"] == 6
+    print(f"{ROUNDS} rounds: 2 fits at once -> 2 run folders; 2 resumes at once -> 1 ran, 1 refused")
+
+
+@pytest.mark.slow
+def test_two_preprocess_on_one_cache_compute_each_video_once(tmp_path):
+    for round_ in range(ROUNDS):
+        (tmp_path / f"round{round_}").mkdir()
+        config = _config(tmp_path / f"round{round_}")
+        args = [sys.executable, "-m", "s2dm_lightning", "preprocess", "--config", str(config)]
+        first, second = _together(args, args)
+        assert first.returncode == second.returncode == 0, (first.stderr[-2000:], second.stderr[-2000:])
+        summaries = sorted(line for r in (first, second) for line in r.stdout.splitlines()
+                           if line.startswith("flow preprocessing:"))
+        assert summaries == ["flow preprocessing: 0 computed, 8 already cached, 0 failed",
+                             "flow preprocessing: 8 computed, 0 already cached, 0 failed"], summaries
+        assert "waiting for pid " in first.stderr + second.stderr
