@@ -49,7 +49,7 @@ def main(argv: list[str]) -> None:
     preprocess()
     model_args = _init_args(cli.config.get("model"))
     if model_args.get("latent_cache_dir") is not None:
-        _fill_latent_cache(cli, model_args, argv)
+        _latents_with_vae_alone(cli, model_args, argv)
 
 
 def _init_args(section: Any) -> dict[str, Any]:
@@ -57,9 +57,9 @@ def _init_args(section: Any) -> dict[str, Any]:
     return dict(vars(init_args)) if init_args is not None else {}
 
 
-def _fill_latent_cache(cli: DataOnlyCLI, model_args: dict[str, Any], argv: list[str]) -> None:
+def _latents_with_vae_alone(cli: DataOnlyCLI, model_args: dict[str, Any], argv: list[str]) -> None:
     """The training videos' latents from the config's VAE (on a GPU if there is one)."""
-    from s2dm_lightning.models.latent_preparation import fill_latent_cache
+    from s2dm_lightning.models.latent_preparation import cache_training_latents
     from s2dm_lightning.models.pretrained import resolve_vae
 
     if model_args.get("vae") is not None:  # a VAE given as a class: build the model as fit does
@@ -71,4 +71,4 @@ def _fill_latent_cache(cli: DataOnlyCLI, model_args: dict[str, Any], argv: list[
         vae.requires_grad_(False).eval()
     cli.datamodule.setup("fit")
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    fill_latent_cache(cli.datamodule, vae, model_args["latent_cache_dir"], device, require_complete=False)
+    cache_training_latents(cli.datamodule, vae, model_args["latent_cache_dir"], device, require_complete=False)

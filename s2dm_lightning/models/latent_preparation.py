@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 
-def fill_latent_cache(datamodule: Any, vae: torch.nn.Module | None, cache_dir: str, device: torch.device | None = None,
+def cache_training_latents(datamodule: Any, vae: torch.nn.Module | None, cache_dir: str, device: torch.device | None = None,
                       rank: int = 0, world_size: int = 1, barrier: Callable[[str], None] | None = None,
                       require_complete: bool = True) -> Any:
     """Encode the training videos missing from ``cache_dir`` with ``vae`` (on ``device`` meanwhile, then back)

@@ -38,7 +38,7 @@ from s2dm_lightning.models.diffusion_module import (
 )
 from s2dm_lightning.models.flow_conditioning import FLOW_FUSIONS, FlowConditioner, FlowFusion
 from s2dm_lightning.models.frame_size import check_datamodule_fits, check_frame_size
-from s2dm_lightning.models.latent_preparation import fill_latent_cache
+from s2dm_lightning.models.latent_preparation import cache_training_latents
 from s2dm_lightning.models.pretrained import resolve_components
 from s2dm_lightning.models.reference_condition import (
     REFERENCE_CONDITIONS,
@@ -244,10 +244,10 @@ class S2DM(DiffusionModule):
     def prepare_latent_cache(self, datamodule: Any, device: torch.device | None = None,
                              require_complete: bool = True) -> Any:
         """This VAE's latents of the training videos in ``latent_cache_dir`` (DDP ranks share the work), carried
-        by the training clips instead of frames (:func:`~s2dm_lightning.models.latent_preparation.fill_latent_cache`)."""
+        by the training clips instead of frames (:func:`~s2dm_lightning.models.latent_preparation.cache_training_latents`)."""
         trainer = self._trainer
         rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
-        return fill_latent_cache(datamodule, self.vae, self.hparams.latent_cache_dir, device, rank, world,
+        return cache_training_latents(datamodule, self.vae, self.hparams.latent_cache_dir, device, rank, world,
                                  barrier=trainer.strategy.barrier if trainer is not None else None,
                                  require_complete=require_complete)
 
