@@ -455,15 +455,14 @@ class S2DM(DiffusionModule):
         return [torch.Generator().manual_seed(seed) for seed in seeds]
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
+        """Generated videos for the batch's conditions next to the real clips (the writer's panel shows both)."""
         videos = self.sample_videos(batch, self.evaluation_generators(batch, batch_idx))
         return {"videos": videos.cpu(), "flow": batch["flow"].cpu(), "caption": list(batch["caption"]),
-                "video_id": list(batch["video_id"])}
+                "video_id": list(batch["video_id"]), "real": batch["frames"].cpu()}
 
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
-        """Generated videos for the batch's conditions next to the real clips; metrics live in callbacks."""
-        out = self.predict_step(batch, batch_idx)
-        out["real"] = batch["frames"].cpu()
-        return out
+        """As :meth:`predict_step`; the metrics live in callbacks."""
+        return self.predict_step(batch, batch_idx)
 
 
 def _gather_frames(x: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
