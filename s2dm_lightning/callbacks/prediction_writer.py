@@ -27,7 +27,7 @@ class VideoPredictionWriter(BasePredictionWriter):
     ``predict_step`` must return a dict with ``"videos"`` (B, F, 3, H, W) in [-1, 1],
     ``"flow"`` (B, F, 3, h, w), ``"caption"`` and ``"video_id"`` (lists of str). For
     every video the writer writes ``<video_id>.mp4``, ``<video_id>.gif`` and, with
-    ``write_panels``, ``<video_id>_panel.gif`` (generated | flow colour | occlusion); a
+    ``write_panels``, ``<video_id>_panel.gif`` (generated | real, where the prediction has ``real`` | flow colour | occlusion); a
     ``video_id`` is made file-name safe ('/' becomes '_') and repeated ids get a
     ``-<n>`` suffix. At the end of the epoch it writes ``contact_sheet.png`` (the first
     16 videos, captions as labels) and ``index.csv`` (video_id, caption, files).
@@ -87,7 +87,7 @@ class VideoPredictionWriter(BasePredictionWriter):
         if videos.ndim != 5:
             raise ValueError(f"'videos' must have shape (B, F, 3, H, W), got {tuple(videos.shape)}")
         num = videos.shape[0]
-        flows = prediction.get("flow")
+        flows, reals = prediction.get("flow"), prediction.get("real")  # real: the clip the flows came from
         captions = list(prediction.get("caption") or [""] * num)
         video_ids = list(prediction.get("video_id") or [f"b{batch_idx:05d}_{i:02d}" for i in range(num)])
         if len(captions) != num or len(video_ids) != num:
@@ -101,7 +101,7 @@ class VideoPredictionWriter(BasePredictionWriter):
                 write_gif(self.output_dir / f"{stem}.gif", big, fps=self.fps).name,
             ]
             if self.write_panels and flows is not None:
-                panel = video_panel(frames, flows[i], scale=self.scale)
+                panel = video_panel(frames, flows[i], reals[i] if reals is not None else None, scale=self.scale)
                 files.append(write_gif(self.output_dir / f"{stem}_panel.gif", panel, fps=self.fps).name)
             self._rows.append(
                 {"video_id": str(video_ids[i]), "caption": str(captions[i]), "files": ";".join(files)}

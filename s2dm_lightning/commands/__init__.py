@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from importlib import import_module
 
 from s2dm_lightning.commands.errors import run_with_clear_errors
+from s2dm_lightning.commands.quiet import silence_library_chatter
+from s2dm_lightning.commands.threads import apply_thread_default
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,13 @@ def usage() -> str:
 
 def main(argv: list[str] | None = None) -> None:
     """Run one subcommand; an error of our classes is printed alone, as the last line (exit status 2)."""
-    run_with_clear_errors(lambda: _run(list(sys.argv[1:] if argv is None else argv)))
+    silence_library_chatter()
+
+    def command() -> None:
+        apply_thread_default()  # inside: a bad S2DM_THREADS is a clear error too
+        _run(list(sys.argv[1:] if argv is None else argv))
+
+    run_with_clear_errors(command)
 
 
 def _run(argv: list[str]) -> None:

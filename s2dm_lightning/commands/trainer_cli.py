@@ -10,6 +10,7 @@ uses this class.
 
 from __future__ import annotations
 
+import sys
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -28,6 +29,8 @@ from s2dm_lightning.commands.checkpoint_config import (
     refuse_mismatched_weights,
     refuse_other_geometry,
 )
+from s2dm_lightning.commands.run_folder import log_into_evaluated_run
+from s2dm_lightning.commands.schedule_notice import unreached_validation_notice
 from s2dm_lightning.resume import resolve_last
 from s2dm_lightning.run_lock import claim_run_folder
 from s2dm_lightning.strategy_check import reject_unpicklable_spawn
@@ -42,6 +45,17 @@ class TrainerCLI(LightningCLI):
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})
         kwargs.setdefault("auto_configure_optimizers", False)
         super().__init__(LightningModule, LightningDataModule, *args, **kwargs)
+
+    def parse_arguments(self, parser, args) -> None:
+        """Our commands hand their arguments over explicitly (``commands/__init__.py`` reads ``sys.argv`` once),
+        so LightningCLI's warning about being given both ``args`` and ``sys.argv`` never applies."""
+        if args is None:
+            return super().parse_arguments(parser, args)
+        argv, sys.argv = sys.argv, sys.argv[:1]
+        try:
+            super().parse_arguments(parser, args)
+        finally:
+            sys.argv = argv
 
     def add_arguments_to_parser(self, parser) -> None:
         parser.add_argument("--progress_every_n_steps", type=int | None, default=None,
@@ -98,6 +112,11 @@ class TrainerCLI(LightningCLI):
         every = self._get(self.config, "progress_every_n_steps") or trainer_config.get("log_every_n_steps") or 50
         return LineProgressBar(every_n_steps=int(every))
 
+    def before_instantiate_classes(self) -> None:
+        """validate/test/predict of a run's checkpoint log into that run (``commands/run_folder.py``)."""
+        if self.subcommand is not None:
+            log_into_evaluated_run(self.subcommand, self.config[self.subcommand])
+
     def instantiate_classes(self) -> None:
         super().instantiate_classes()
         reject_unpicklable_spawn(self.trainer)  # ddp_spawn: a clear error now, not a pickling traceback later
@@ -107,6 +126,9 @@ class TrainerCLI(LightningCLI):
         with ExitStack() as held:  # the run folder's lock (s2dm_lightning/run_lock.py) until fit ends
             kwargs["ckpt_path"] = claim_run_folder(self.trainer, held,
                                                    lambda: resolve_last(self.trainer, kwargs.get("ckpt_path")))
+            notice = unreached_validation_notice(self.trainer)
+            if notice and self.trainer.is_global_zero:
+                print(notice, file=sys.stderr, flush=True)
             try:
                 self.trainer.fit(**kwargs)
             except SystemExit:  # Lightning's way out after SIGTERM / Ctrl-C: say where the checkpoint is

@@ -331,5 +331,5 @@ class FlowGenerator(DiffusionModule):
         generator = torch.Generator().manual_seed(self.hparams.sampling_seed + batch_idx)
         flows = self.sample_flows(frames[:, 0], list(batch["caption"]), frames.shape[1], generator)
         return {"videos": warp_reference(frames[:, 0].float(), flows).clamp(-1, 1).cpu(), "flow": flows.cpu(),
-                "caption": list(batch["caption"]), "video_id": list(batch["video_id"])}
+                "caption": list(batch["caption"]), "video_id": list(batch["video_id"]), "real": batch["frames"].cpu()}
 

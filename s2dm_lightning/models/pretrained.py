@@ -80,6 +80,15 @@ def _check_weights(folder: Path, key: str) -> None:
         )
 
 
+def resolve_vae(pretrained: str | None, vae_path: str | None) -> AutoencoderKL | None:
+    """S2DM's VAE when none is given as a class: ``vae_path`` (e.g. the fine-tuned one) > ``pretrained/vae`` > None."""
+    if vae_path is not None:
+        return load_vae(vae_path, "model.vae_path")
+    if pretrained is not None:
+        return load_vae(pretrained_subfolder(pretrained, "vae"), "model.pretrained")
+    return None
+
+
 def resolve_components(
     pretrained: str | None,
     unet: UNet2DConditionModel | None,
@@ -98,15 +107,13 @@ def resolve_components(
     """
     from s2dm_lightning.models.text_encoder import CLIPTextEncoder
 
-    if vae is None and vae_path is not None:
-        vae = load_vae(vae_path, "model.vae_path")
+    if vae is None:
+        vae = resolve_vae(pretrained, vae_path)
     if pretrained is None:
         missing = [name for name, value in (("unet", unet), ("text_encoder", text_encoder)) if value is None]
         if missing:
             raise ValueError(f"model.{' and model.'.join(missing)} must be given when model.pretrained is not set")
         return unet, text_encoder, noise_scheduler, vae
-    if vae is None:
-        vae = load_vae(pretrained_subfolder(pretrained, "vae"), "model.pretrained")
     if unet is None:
         unet = load_unet(pretrained)
         latent_channels = vae.config.latent_channels

@@ -38,6 +38,7 @@ from s2dm_lightning.models.diffusion_module import (
 )
 from s2dm_lightning.models.flow_conditioning import FLOW_FUSIONS, FlowConditioner, FlowFusion
 from s2dm_lightning.models.frame_size import check_datamodule_fits, check_frame_size
+from s2dm_lightning.models.latent_preparation import cache_training_latents
 from s2dm_lightning.models.pretrained import resolve_components
 from s2dm_lightning.models.reference_condition import (
     REFERENCE_CONDITIONS,
@@ -240,37 +241,15 @@ class S2DM(DiffusionModule):
         if self.hparams.latent_cache_dir is not None:
             self.prepare_latent_cache(self.trainer.datamodule)
 
-    def preprocess(self, datamodule: Any) -> None:
-        """The ``preprocess`` subcommand's model part: fill the latent cache (on a GPU if there is one)."""
-        if self.hparams.latent_cache_dir is None:
-            return
-        datamodule.setup("fit")
-        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        self.prepare_latent_cache(datamodule, device, require_complete=False)
-
     def prepare_latent_cache(self, datamodule: Any, device: torch.device | None = None,
                              require_complete: bool = True) -> Any:
-        """Fill ``latent_cache_dir`` with this VAE's latents of the training videos (DDP ranks share the
-        work) and have the training clips carry them instead of frames: ``datamodule.use_latent_cache``.
-
-        With ``require_complete`` (training), a training video still without latents is an error naming it.
-        """
-        if self.vae is None:
-            raise ValueError("model.latent_cache_dir is set, but the model has no VAE (model.vae / vae_path / pretrained)")
-        if not callable(getattr(datamodule, "use_latent_cache", None)):
-            raise ValueError(f"model.latent_cache_dir needs a VideoDataModule-style data module (use_latent_cache), "
-                             f"got {type(datamodule).__name__}")
+        """This VAE's latents of the training videos in ``latent_cache_dir`` (DDP ranks share the work), carried
+        by the training clips instead of frames (:func:`~s2dm_lightning.models.latent_preparation.cache_training_latents`)."""
         trainer = self._trainer
         rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
-        home = self.vae.device
-        if device is not None:
-            self.vae.to(device)
-        try:
-            return datamodule.use_latent_cache(self.hparams.latent_cache_dir, self.vae, rank=rank, world_size=world,
-                                               barrier=trainer.strategy.barrier if trainer is not None else None,
-                                               require_complete=require_complete)
-        finally:
-            self.vae.to(home)
+        return cache_training_latents(datamodule, self.vae, self.hparams.latent_cache_dir, device, rank, world,
+                                 barrier=trainer.strategy.barrier if trainer is not None else None,
+                                 require_complete=require_complete)
 
     # ------------------------------------------------------------- data space
     @torch.no_grad()
@@ -476,15 +455,14 @@ class S2DM(DiffusionModule):
         return [torch.Generator().manual_seed(seed) for seed in seeds]
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
+        """Generated videos for the batch's conditions next to the real clips (the writer's panel shows both)."""
         videos = self.sample_videos(batch, self.evaluation_generators(batch, batch_idx))
         return {"videos": videos.cpu(), "flow": batch["flow"].cpu(), "caption": list(batch["caption"]),
-                "video_id": list(batch["video_id"])}
+                "video_id": list(batch["video_id"]), "real": batch["frames"].cpu()}
 
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
-        """Generated videos for the batch's conditions next to the real clips; metrics live in callbacks."""
-        out = self.predict_step(batch, batch_idx)
-        out["real"] = batch["frames"].cpu()
-        return out
+        """As :meth:`predict_step`; the metrics live in callbacks."""
+        return self.predict_step(batch, batch_idx)
 
 
 def _gather_frames(x: torch.Tensor, order: torch.Tensor) -> torch.Tensor:

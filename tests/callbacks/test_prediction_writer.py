@@ -55,3 +55,24 @@ def test_no_panels_and_repeated_ids(tmp_path):
     prediction = {"videos": torch.from_numpy(videos), "caption": ["a", "b"], "video_id": ["x", "x"]}
     writer.write_on_batch_end(None, None, prediction, None, None, 0)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x-2.gif", "x-2.mp4", "x.gif", "x.mp4"]
+
+
+def test_panel_shows_the_real_clip_next_to_the_generated_one(tmp_path):
+    frames, size = 3, 4
+    generated = torch.full((1, frames, 3, size, size), -1.0)
+    generated[:, :, 0] = 1.0  # red
+    real = torch.full((1, frames, 3, size, size), -1.0)
+    real[:, :, 2] = 1.0  # blue
+    flow = torch.zeros(1, frames, 3, size, size)
+    writer = VideoPredictionWriter(output_dir=str(tmp_path), scale=1)
+    tmp_path.mkdir(exist_ok=True)
+    writer.on_predict_epoch_start(None, None)
+    writer.write_on_batch_end(None, None, {"videos": generated, "flow": flow, "real": real, "caption": ["c"],
+                                           "video_id": ["v"]}, None, None, 0)
+    panel = iio.imread(tmp_path / "v_panel.gif", index=None, mode="RGB")
+    panel = panel.reshape(-1, *panel.shape[-3:])  # a GIF of identical frames may be stored as one frame
+    assert panel.shape[1:] == (size, 4 * size + 3 * 2, 3)  # generated | real | flow | occlusion
+    # GIF quantises to a palette: pure red and pure blue survive it to within a few levels.
+    np.testing.assert_allclose(panel[:, :, :size], np.broadcast_to([255, 0, 0], (len(panel), size, size, 3)), atol=8)
+    np.testing.assert_allclose(panel[:, :, size + 2:2 * size + 2],
+                               np.broadcast_to([0, 0, 255], (len(panel), size, size, 3)), atol=8)
