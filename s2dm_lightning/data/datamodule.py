@@ -192,20 +192,30 @@ class VideoDataModule(L.LightningDataModule, ABC):
         try:
             return FlowCache(self.cache_dir, self.flow_settings, source=self.cache_source())
         except OSError as error:
-            if error.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
-                raise
-            default = " (the default, <data.root>/flow_cache_<flow_size>)" if self._default_cache_dir else ""
-            raise CacheFolderNotWritableError(
-                error.errno,
-                f"cannot write the flow cache folder '{self.cache_dir}'{default}: {error.strerror}. Put the cache "
-                "elsewhere with data.init_args.cache_dir (e.g. --data.init_args.cache_dir=/scratch/flow_cache)",
-            ) from error
+            self._raise_if_cache_not_writable(error)
+            raise
+
+    def _raise_if_cache_not_writable(self, error: OSError) -> None:
+        """A read-only or forbidden cache folder is a :class:`CacheFolderNotWritableError` naming the key."""
+        if error.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+            return
+        default = " (the default, <data.root>/flow_cache_<flow_size>)" if self._default_cache_dir else ""
+        raise CacheFolderNotWritableError(
+            error.errno,
+            f"cannot write the flow cache folder '{self.cache_dir}'{default}: {error.strerror}. Put the cache "
+            "elsewhere with data.init_args.cache_dir (e.g. --data.init_args.cache_dir=/scratch/flow_cache)",
+        ) from error
 
     def preprocess(self, progress: bool = True) -> PreprocessSummary:
         """Compute the missing flows of every video, print and return the summary."""
         self.check_root()
         records = self.records()
         self.check_crop_fits(records)
+        try:  # the lock lives in the cache folder, so an unwritable one is named here, before it is taken
+            Path(self.cache_dir).mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            self._raise_if_cache_not_writable(error)
+            raise
         with folder_lock(self.cache_dir, "flow cache", wait=True):  # a second preprocess waits, then finds it done
             if self.regionmm_dir is not None:
                 summary = import_regionmm_flows(records, self.flow_cache(), self.regionmm_dir, progress)
