@@ -78,6 +78,11 @@ class VideoMetricsCallback(pl.Callback):
     nothing unless ``val_every_n_rounds`` is set.
 
     Args:
+        features: the feature network: ``i3d`` (FVD, the default), ``videomae_v2`` (the content-debiased FVD of
+            cd-fvd, logged as ``fvd_videomae_v2``; needs ``videomae_v2_weights``) or ``custom`` (the default when
+            ``feature_extractor`` or ``feature_extractor_file`` is set, e.g. the synthetic feature network).
+        videomae_v2_weights: path of ``vit_g_hybrid_pt_1200e_ssv2_ft.pth`` (or a safetensors copy); None falls
+            back to the environment variable ``S2DM_VIDEOMAE_V2_WEIGHTS``.
         i3d_weights: path of ``i3d_pretrained_400.pt`` (VideoGPT/TATS) or ``i3d_torchscript.pt``
             (StyleGAN-V); None falls back to the environment variable ``S2DM_I3D_WEIGHTS``.
         allow_random_backbone: when no weight file is found, use an untrained I3D instead of failing
@@ -148,6 +153,8 @@ class VideoMetricsCallback(pl.Callback):
         val_every_n_rounds: int | None = None,
         val_num_videos: int = 8,
         val_seed: int = 0,
+        features: Literal["i3d", "videomae_v2", "custom"] | None = None,
+        videomae_v2_weights: str | None = None,
     ) -> None:
         super().__init__()
         self.protocol, self.protocol_overrides = resolve_protocol(
@@ -166,6 +173,7 @@ class VideoMetricsCallback(pl.Callback):
         self.feature_extractor, self.feature_extractor_file = feature_extractor, feature_extractor_file
         self.metric_suffix, self.resize_convention = metric_suffix, self.protocol.resize_convention
         self.allow_torchscript = allow_torchscript
+        self.features, self.videomae_v2_weights = features, videomae_v2_weights
         self.num_videos = self.protocol.num_generated
         self.real_stats_file = real_stats_file
         self.kvd_subsets, self.kvd_subset_size, self.kvd_seed = kvd_subsets, kvd_subset_size, kvd_seed
@@ -194,7 +202,8 @@ class VideoMetricsCallback(pl.Callback):
             self._backbone = build_backbone(
                 self.i3d_weights, self.allow_random_backbone, self.feature_extractor,
                 self.feature_extractor_file, self.metric_suffix, self.resize_convention,
-                allow_torchscript=self.allow_torchscript,
+                allow_torchscript=self.allow_torchscript, features=self.features,
+                videomae_v2_weights=self.videomae_v2_weights,
             )
         return self._backbone
 

@@ -1,4 +1,5 @@
-"""The feature network of the evaluation: the FVD I3D, an untrained I3D on request, or a custom module.
+"""The feature network of the evaluation (``metrics.features``): the FVD I3D (an untrained one on request),
+VideoMAE-v2 (the content-debiased FVD of cd-fvd), or a custom module (e.g. the synthetic feature network).
 
 Every extractor here takes videos as the evaluation holds them, (B, F, 3, H, W) float in [-1, 1]
 (generated videos quantized to the 256 levels of uint8 first, see :func:`quantize_to_uint8_levels`),
@@ -29,6 +30,14 @@ from s2dm_lightning.metrics.i3d import (
     resolve_i3d_weights,
 )
 from s2dm_lightning.metrics.preprocess import I3D_SIZE
+from s2dm_lightning.metrics.videomae_v2 import (
+    VIDEOMAE_V2_FILE,
+    VIDEOMAE_V2_SIZE,
+    VideoMAEv2FeatureExtractor,
+    load_videomae_v2,
+    missing_videomae_v2_message,
+    resolve_videomae_v2_weights,
+)
 from s2dm_lightning.safe_load import (
     KNOWN_TORCHSCRIPT_SHA256,
     LOADED_AS_DATA,
@@ -40,6 +49,10 @@ from s2dm_lightning.synthetic.features import load_feature_extractor
 
 #: Config key of a custom feature network's file.
 FEATURE_EXTRACTOR_FILE_KEY = "metrics.feature_extractor_file"
+#: Config key choosing the feature network, and its values (``custom``: ``metrics.feature_extractor`` or
+#: ``metrics.feature_extractor_file``, e.g. the synthetic feature network).
+FEATURES_KEY = "metrics.features"
+FEATURE_NETWORKS = ("i3d", "videomae_v2", "custom")
 
 #: What every extractor receives.
 EXTRACTOR_INPUT = "(B, F, 3, H, W) float32 in [-1, 1], quantized to uint8 levels"
@@ -117,7 +130,7 @@ class FeatureBackbone:
 
     Attributes:
         module: maps (B, F, 3, H, W) in [-1, 1] to (B, d).
-        kind: ``"i3d"`` (FVD-standard, trained), ``"untrained_i3d"`` or ``"custom"``.
+        kind: ``"i3d"`` (FVD-standard, trained), ``"untrained_i3d"``, ``"videomae_v2"`` or ``"custom"``.
         metric_suffix: appended to ``fvd`` / ``kvd`` in logged names ("" only for the trained I3D).
         identity: plain values identifying the network and its preprocessing (cache key, report).
         notice: one sentence for the report's first line saying what the numbers are.
@@ -171,6 +184,23 @@ def _i3d_notice(name: str, sha: str, loaded_as: str) -> str:
             "(its hash is not a known one): comparable with published FVD/KVD only if it is that network.")
 
 
+def videomae_v2_backbone(network: nn.Module, path: str, sha256: str) -> FeatureBackbone:
+    """The VideoMAE-v2 backbone of a loaded network (:func:`s2dm_lightning.metrics.videomae_v2.load_videomae_v2`)
+    and its weight file: features as cd-fvd computes them, metrics logged as ``fvd_videomae_v2`` / ``kvd_videomae_v2``."""
+    identity = {"kind": "videomae_v2", "format": "state_dict", "sha256": sha256, "input": EXTRACTOR_INPUT,
+                "value_range": "[0, 1] ((x + 1) / 2 of the [-1, 1] input, i.e. uint8 / 255), no mean/std normalisation",
+                "resize": f"bilinear {VIDEOMAE_V2_SIZE}x{VIDEOMAE_V2_SIZE} (torch, align_corners=False, no antialias)",
+                "layout": "(B, 3, T, H, W)",
+                "features": "fc_norm of the token mean, before the classification head (cd-fvd forward_features)"}
+    notice = (f"Content-debiased FVD/KVD (Ge et al., CVPR 2024): features of VideoMAE-v2 ViT-g/14 fine-tuned on SSv2 "
+              f"({os.path.basename(path)}, sha256 {sha256[:12]}..., a state dict loaded strictly; cd-fvd loads "
+              f"{VIDEOMAE_V2_FILE}), {int(getattr(network, 'num_features', 0))}-d pooled before the head, preprocessed as cd-fvd does; "
+              "not comparable with I3D FVD/KVD numbers.")
+    module = VideoMAEv2FeatureExtractor(network, value_range=(-1.0, 1.0), layout="BTCHW")
+    return FeatureBackbone(module, "videomae_v2", "_videomae_v2", identity, notice,
+                           {"path": os.path.abspath(path), "sha256": sha256, "loaded_as": LOADED_AS_DATA})
+
+
 def _load_extractor_file(path: str, allow_torchscript: bool) -> tuple[nn.Module, dict[str, str]]:
     """A custom extractor from ``metrics.feature_extractor_file`` and its ``{"path", "sha256", "loaded_as"}``."""
     if not os.path.isfile(path):
@@ -191,9 +221,13 @@ def build_backbone(
     resize_convention: str = "tf1",
     random_seed: int = 0,
     allow_torchscript: bool = False,
+    features: str | None = None,
+    videomae_v2_weights: str | None = None,
 ) -> FeatureBackbone:
-    """Choose the feature network: a custom extractor if given, else the I3D from its weight file
-    (``i3d_weights`` or ``$S2DM_I3D_WEIGHTS``), else an untrained I3D if ``allow_random_backbone``.
+    """Choose the feature network (``features``): ``custom`` (the default when a custom extractor is given),
+    ``videomae_v2`` from its weight file (``videomae_v2_weights`` or ``$S2DM_VIDEOMAE_V2_WEIGHTS``), or ``i3d``
+    (the default otherwise) from its weight file (``i3d_weights`` or ``$S2DM_I3D_WEIGHTS``), else an untrained
+    I3D if ``allow_random_backbone``.
 
     Args:
         i3d_weights: the config value of ``metrics.i3d_weights``.
@@ -207,6 +241,8 @@ def build_backbone(
         random_seed: seed of the untrained I3D's weights.
         allow_torchscript: allow TorchScript files (programs) as ``i3d_weights`` or
             ``feature_extractor_file`` (``metrics.allow_torchscript``).
+        features: ``i3d``, ``videomae_v2`` or ``custom`` (``metrics.features``); None picks as above.
+        videomae_v2_weights: the config value of ``metrics.videomae_v2_weights``.
 
     Raises:
         FileNotFoundError: no weights and no opt-in; the message says where to get the file.
@@ -215,6 +251,19 @@ def build_backbone(
     if feature_extractor is not None and feature_extractor_file:
         raise ValueError("set only one of metrics.feature_extractor and metrics.feature_extractor_file")
     custom = feature_extractor is not None or bool(feature_extractor_file)
+    choice = features or ("custom" if custom else "i3d")
+    if choice not in FEATURE_NETWORKS:
+        raise ValueError(f"{FEATURES_KEY}={choice!r} is not one of {', '.join(FEATURE_NETWORKS)}")
+    if custom != (choice == "custom"):
+        raise ValueError(f"{FEATURES_KEY}={choice!r} " + ("needs metrics.feature_extractor or "
+                         f"{FEATURE_EXTRACTOR_FILE_KEY}" if not custom else "and a custom metrics.feature_extractor "
+                         f"(or {FEATURE_EXTRACTOR_FILE_KEY}) are both set; choose one"))
+    if choice == "videomae_v2":
+        path = resolve_videomae_v2_weights(videomae_v2_weights)
+        if path is None or not os.path.isfile(path):
+            raise FileNotFoundError(missing_videomae_v2_message(path) + " (metrics.allow_random_backbone applies to "
+                                    "the I3D only: an untrained ViT-g would be 4 GB of noise.)")
+        return videomae_v2_backbone(load_videomae_v2(path), path, file_sha256(path))
     if custom and i3d_weights:
         raise ValueError(f"`{I3D_WEIGHTS_CONFIG_KEY}` and a custom metrics.feature_extractor are both set; choose one")
     if custom:

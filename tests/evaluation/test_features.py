@@ -93,3 +93,39 @@ def test_untrained_i3d_end_to_end(tmp_path, monkeypatch):
     assert report["feature_extractor"]["kind"] == "untrained_i3d"
     assert report["num_real_videos"] == 2 and math.isfinite(report["metrics"]["fvd_untrained_i3d"])
     assert report["metrics"]["fvd_untrained_i3d"] > 0, "generated noise and real clips cannot have equal statistics"
+
+
+def test_metrics_features_chooses_videomae_v2_from_its_file(tmp_path, monkeypatch):
+    """``features=videomae_v2``: the file loaded (at the small test size), cd-fvd's features, named metrics."""
+    from s2dm_lightning.evaluation import features as features_module
+    from tests.metrics.videomae_v2_helpers import load_small_videomae_v2, small_model, small_weight_file
+
+    monkeypatch.setattr(features_module, "load_videomae_v2", load_small_videomae_v2)
+    path = small_weight_file(tmp_path / "vit_g_hybrid_pt_1200e_ssv2_ft.pth")
+    backbone = build_backbone(features="videomae_v2", videomae_v2_weights=str(path), i3d_weights="ignored.pt")
+    assert backbone.kind == "videomae_v2" and backbone.metric_suffix == "_videomae_v2" and not backbone.is_fvd
+    assert backbone.identity["sha256"] == backbone.weights["sha256"] == file_sha256(path)
+    assert backbone.weights["loaded_as"] == LOADED_AS_DATA
+    assert backbone.notice.startswith("Content-debiased FVD/KVD") and "not comparable with I3D" in backbone.notice
+    videos = torch.rand(2, 16, 3, 20, 24) * 2 - 1  # the evaluation's (B, F, 3, H, W) in [-1, 1]
+    levels = quantize_to_uint8_levels(videos)
+    uint8 = ((levels + 1) * 127.5).round().to(torch.uint8).permute(0, 1, 3, 4, 2)  # (B, T, H, W, C) as cd-fvd takes
+    from s2dm_lightning.metrics.videomae_v2 import VideoMAEv2FeatureExtractor
+
+    expected = VideoMAEv2FeatureExtractor(small_model()[0])(uint8).double()
+    torch.testing.assert_close(extract_features(backbone, videos, "cpu"), expected, atol=1e-5, rtol=0)
+
+
+def test_metrics_features_errors_name_the_key_and_the_file(tmp_path, monkeypatch):
+    monkeypatch.delenv("S2DM_VIDEOMAE_V2_WEIGHTS", raising=False)
+    with pytest.raises(FileNotFoundError, match=r"vit_g_hybrid_pt_1200e_ssv2_ft\.pth.*metrics\.videomae_v2_weights"):
+        build_backbone(features="videomae_v2", allow_random_backbone=True)
+    with pytest.raises(FileNotFoundError, match="nope.pth"):
+        build_backbone(features="videomae_v2", videomae_v2_weights=str(tmp_path / "nope.pth"))
+    with pytest.raises(ValueError, match="metrics.features='custom' needs metrics.feature_extractor"):
+        build_backbone(features="custom")
+    with pytest.raises(ValueError, match="metrics.features='i3d' and a custom metrics.feature_extractor"):
+        build_backbone(features="i3d", feature_extractor=RandomConv3dFeatures())
+    with pytest.raises(ValueError, match="metrics.features='s3d' is not one of i3d, videomae_v2, custom"):
+        build_backbone(features="s3d")
+    assert build_backbone(features="custom", feature_extractor=RandomConv3dFeatures()).kind == "custom"

@@ -65,3 +65,27 @@ def test_a_file_that_is_no_stats_file_is_refused(tmp_path, tiny_synthetic_root):
     torch.save({"mean": torch.zeros(3)}, other)
     with pytest.raises(RealStatisticsMismatchError, match="is not a real-statistics file"):
         evaluate(tmp_path / "a", tiny_synthetic_root, other)
+
+
+def test_statistics_of_one_feature_network_are_refused_under_another_naming_both(tmp_path, tiny_synthetic_root,
+                                                                                 monkeypatch):
+    """Real statistics made with VideoMAE-v2 features are refused under the I3D, and the other way round."""
+    from s2dm_lightning.evaluation import features as features_module
+    from s2dm_lightning.metrics import InceptionI3d
+    from tests.metrics.videomae_v2_helpers import load_small_videomae_v2, small_weight_file
+
+    monkeypatch.setattr(features_module, "load_videomae_v2", load_small_videomae_v2)
+    videomae = small_weight_file(tmp_path / "vit_g_hybrid_pt_1200e_ssv2_ft.pth")
+    i3d = tmp_path / "i3d_pretrained_400.pt"
+    torch.save(InceptionI3d().state_dict(), i3d)
+    stats_file = tmp_path / "real.pt"
+    common = {"num_videos": 2, "real_stats_file": str(stats_file), "protocol": "custom", "num_real_clips": 2}
+    made = VideoMetricsCallback(features="videomae_v2", videomae_v2_weights=str(videomae), **common)
+    cpu_trainer(tmp_path / "a", [made]).test(FakeGenerator(), datamodule=tiny_synthetic_datamodule(tiny_synthetic_root))
+    assert load_torch_data(stats_file)["header"]["feature_network"]["kind"] == "videomae_v2"
+    assert load_torch_data(stats_file)["mean"].shape == (32,)
+    refused = VideoMetricsCallback(features="i3d", i3d_weights=str(i3d), **common)
+    with pytest.raises(RealStatisticsMismatchError,
+                       match=r"feature_network.kind: 'videomae_v2' in the file, 'i3d' here"):
+        cpu_trainer(tmp_path / "b", [refused]).test(FakeGenerator(),
+                                                    datamodule=tiny_synthetic_datamodule(tiny_synthetic_root))
