@@ -24,6 +24,7 @@ an error naming both.
 from __future__ import annotations
 
 import functools
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,30 @@ KEY = "data.init_args."
 
 def _join(input_dir: str, split: str) -> str:
     return f"{input_dir.rstrip('/')}/{split}"
+
+
+def _is_plain_http_endpoint(storage_options: dict[str, Any]) -> bool:
+    endpoint = storage_options.get("endpoint_url") or os.environ.get("AWS_ENDPOINT_URL") or ""
+    return endpoint.startswith("http://")
+
+
+def _allow_plain_http_for_obstore() -> None:
+    """Let litdata's obstore downloads reach an ``http://`` endpoint (MinIO on a lab server, a local test server).
+
+    litdata 0.2.x fetches ``index.json`` with boto3, which speaks plain HTTP, but the chunks with obstore, whose
+    client refuses ``http://`` unless its ``allow_http`` option is set, and litdata passes no way to set it:
+    its module-level client options get the flag here (only for an ``http://`` endpoint; HTTPS is untouched).
+    """
+    from litdata.streaming import downloader
+
+    options = getattr(downloader, "_OBSTORE_CLIENT_OPTIONS", None)
+    if isinstance(options, dict) and not options.get("allow_http"):
+        downloader._OBSTORE_CLIENT_OPTIONS = {**options, "allow_http": True}
+
+
+def _allow_plain_http_in_worker(worker_id: int) -> None:
+    """``worker_init_fn``: the same in each loader worker (they may be spawned, re-importing litdata)."""
+    _allow_plain_http_for_obstore()
 
 
 def _clip_item(item: dict[str, Any], resolution: int, geometry: str) -> dict[str, Any]:
@@ -126,15 +151,19 @@ class StreamingVideoDataModule(L.LightningDataModule):
             self._temporary_cache = tempfile.TemporaryDirectory(prefix="s2dm-shards-")
         return self._temporary_cache.name
 
-    def _dataset(self, split: str, shuffle: bool) -> Any:
+    def _dataset(self, split: str, shuffle: bool, as_clips: bool = True) -> Any:
+        """litdata's dataset of ``split``; ``as_clips=False``: raw items (to fetch the index before it is read)."""
         litdata = require_litdata()
         location = _join(self.input_dir, split)
         remote = "://" in self.input_dir
         cache = str(Path(self._cache_root()) / split) if remote else None
+        if remote and _is_plain_http_endpoint(self.storage_options):
+            _allow_plain_http_for_obstore()
         return litdata.StreamingDataset(
             location, cache_dir=cache, shuffle=shuffle, seed=self.seed, max_cache_size=self.max_cache_size,
             storage_options=self.storage_options or None,
-            transform=functools.partial(_clip_item, resolution=self.resolution, geometry=self.frame_geometry),
+            transform=functools.partial(_clip_item, resolution=self.resolution, geometry=self.frame_geometry)
+            if as_clips else None,
         )
 
     def _read_metadata(self, split: str) -> dict[str, Any]:
@@ -143,7 +172,7 @@ class StreamingVideoDataModule(L.LightningDataModule):
         if "://" not in location and not (Path(location) / "index.json").is_file():
             raise FileNotFoundError(f"{KEY}input_dir={self.input_dir!r}: no shard set at '{location}' (no "
                                     "index.json); write one with `python -m s2dm_lightning pack`")
-        dataset = self._dataset(split, shuffle=False) if "://" in location else None
+        dataset = self._dataset(split, shuffle=False, as_clips=False) if "://" in location else None
         index = Path(dataset.input_dir.path) / "index.json" if dataset is not None else Path(location) / "index.json"
         metadata = read_shard_metadata(index, location)
         found = {"resolution": metadata["resolution"], "flow_size": metadata["flow_settings"]["flow_size"],
@@ -185,8 +214,10 @@ class StreamingVideoDataModule(L.LightningDataModule):
             raise RuntimeError(f"{type(self).__name__}: no '{split}' shard set under {self.input_dir!r} "
                                "(or setup() has not run)")
         litdata = require_litdata()
+        remote_http = "://" in self.input_dir and _is_plain_http_endpoint(self.storage_options)
         return litdata.StreamingDataLoader(self._datasets[split], batch_size=self.batch_size,
-                                           num_workers=self.num_workers)
+                                           num_workers=self.num_workers,
+                                           worker_init_fn=_allow_plain_http_in_worker if remote_http else None)
 
     def train_dataloader(self) -> Any:
         return self._loader("train")
