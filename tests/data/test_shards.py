@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from tests.data.shard_fixtures import CLIPS_PER_VIDEO, pack, packed_datamodule, shard_set  # noqa: F401
+from tests.data.shard_fixtures import CLIPS_PER_VIDEO, pack, packed_datamodule
 
 pytest.importorskip("litdata", reason="the stream extra (litdata) is not installed")
 

@@ -9,7 +9,7 @@ import socket
 
 import pytest
 
-from tests.data.shard_fixtures import CLIPS_PER_VIDEO, packed_datamodule, shard_set  # noqa: F401
+from tests.data.shard_fixtures import CLIPS_PER_VIDEO, packed_datamodule
 
 pytest.importorskip("litdata", reason="the stream extra (litdata) is not installed")
 BUCKET = "s2dm-shards"
