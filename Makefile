@@ -12,7 +12,10 @@ CONFIG ?= configs/synthetic.yaml
 $(STAMP): pyproject.toml setup.cfg
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --disable-pip-version-check -q "$(TORCH_SPEC)"
-	$(PY) -m pip install --disable-pip-version-check -q -e ".[dev,demo]"
+	$(PY) -m pip install --disable-pip-version-check -q -e ".[dev,demo,stream]"
+	@# litdata pulls PyPI's torchvision, built for CUDA torch: with the CPU torch it fails on import (and breaks
+	@# libraries that import it when present); nothing here uses it, so it goes
+	@$(PY) -c "import torchvision" 2>/dev/null || $(PY) -m pip uninstall -y -q torchvision
 	@touch $(STAMP)
 
 install: $(STAMP)

@@ -21,3 +21,15 @@ def test_load_datamodule_builds_the_data_section_with_overrides(tmp_path):
         load_datamodule(no_data)
     with pytest.raises(ValueError, match="could not build the data section"):
         load_datamodule(config, no_such_argument=1)
+
+
+def test_the_streaming_config_builds_its_datamodule_over_a_shard_set(tmp_path):
+    pytest.importorskip("litdata", reason="the stream extra (litdata) is not installed")
+    from s2dm_lightning.data.streaming import StreamingVideoDataModule
+
+    config = Path(__file__).resolve().parents[1] / "configs" / "synthetic_streaming.yaml"
+    data = load_datamodule(config, input_dir=str(tmp_path / "shards"), batch_size=2)
+    assert isinstance(data, StreamingVideoDataModule) and data.batch_size == 2
+    assert data.expected == {"resolution": 32, "flow_size": 32, "num_frames": 16, "frame_geometry": None}
+    with pytest.raises(FileNotFoundError, match="data.init_args.input_dir=.*no shard set"):
+        data.setup("fit")  # read only when used: the config parses before anything is packed

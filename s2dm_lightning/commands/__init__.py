@@ -42,6 +42,8 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     # Ours, one module each; a new subcommand is one line here.
     "preprocess": Subcommand("preprocess",
                              "Compute and cache the flow/occlusion conditions of a dataset (no training)."),
+    "pack": Subcommand("pack", "Write a dataset's clips as streaming shards (litdata) for StreamingVideoDataModule "
+                               "(--config ... --output_dir DIR)."),
     "cut": Subcommand("cut", "Cut long footage into clips and list them in metadata.csv "
                              "(--video FILE --output_dir DIR --caption TEXT)."),
     "sample": Subcommand("sample",

@@ -9,6 +9,8 @@ import imageio
 import numpy as np
 import pytest
 
+from tests.data.shard_fixtures import shard_set  # noqa: F401 (a fixture for the streaming tests)
+
 
 def textured(height: int, width: int, seed: int = 0) -> np.ndarray:
     """Smooth random texture, uint8 (height, width): enough structure for optical flow."""
