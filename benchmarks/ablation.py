@@ -3,6 +3,7 @@
     python benchmarks/ablation.py                     # both tables, 3 seeds, the config's budget
     python benchmarks/ablation.py --mode noise --seeds 0 1 2 --max_steps 1200 --num_videos 64
     python benchmarks/ablation.py --smoke             # every step with tiny budgets (about 2 minutes)
+    python benchmarks/ablation.py --mode transport --world textured --max_steps 400 --jobs 2
 
 Noise: with the same seed, steps and budget, train (I) shared and (III) independent noise through the
 real CLI (``python -m s2dm_lightning fit --config <run>/config.yaml`` in a subprocess; the config is
@@ -16,6 +17,15 @@ consistency metrics) and their first frame held still (what a model ignoring the
 Writes ``<output_dir>/results.json`` (raw per-seed values, for the notebook) and ``results.md``
 (the tables, the command, seeds and wall time). Finished training runs are reused
 when their config is unchanged, so an interrupted ablation resumes.
+
+Transport (issue #26, docs/noise_transport.md): the rows of ``TRANSPORT_ROWS`` (shared, warped,
+partial at a = 0.5 and at random a, independent; the same sharing in training and sampling) on one
+``--world`` (its config: ``configs/synthetic.yaml``, ``synthetic_disocclusion.yaml`` or
+``synthetic_textured.yaml``), scored also by centroid error and texture sticking. Each world and
+budget is its own table (``transport_<world>_steps<N>``); ``--rows`` picks some of its rows (e.g. a
+full-budget pair ``--rows I W --max_steps 1200``) and tables of other commands in the same
+``--output_dir`` are kept. With ``--jobs`` > 1 every (run, seed) is trained and then scored in its own
+worker, seed by seed, so the rows of seed 0 finish first.
 """
 
 from __future__ import annotations
@@ -28,6 +38,7 @@ import platform
 import shlex
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -43,22 +54,32 @@ from s2dm_lightning.models.s2dm import S2DM
 from s2dm_lightning.synthetic.ablation import (
     FUSION_MODES,
     NOISE_ROWS,
+    TRANSPORT_METRICS,
+    TRANSPORT_ROWS,
     evaluate_model,
     evaluate_real,
     load_results,
     markdown_report,
+    section_keys,
     summarize_row,
 )
 from s2dm_lightning.synthetic.features import load_feature_extractor, metadata_path
 
 REPO = Path(__file__).resolve().parents[1]
 SMOKE = {"max_steps": 2, "seeds": [0], "num_videos": 2, "feature_max_steps": 2}
+WORLD_CONFIGS = {"default": "configs/synthetic.yaml", "disocclusion": "configs/synthetic_disocclusion.yaml",
+                 "textured": "configs/synthetic_textured.yaml"}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--mode", choices=["noise", "fusion", "all"], default="all", help="which table(s)")
-    p.add_argument("--config", default="configs/synthetic.yaml", help="the S2DM training config")
+    p.add_argument("--mode", choices=["noise", "fusion", "all", "transport"], default="all",
+                   help="which table(s); transport: the noise-transport study (issue #26), not part of all")
+    p.add_argument("--world", choices=sorted(WORLD_CONFIGS), default=None,
+                   help="synthetic world, i.e. its config (default: default); not with --config")
+    p.add_argument("--config", default=None, help="the S2DM training config (default configs/synthetic.yaml)")
+    p.add_argument("--rows", nargs="+", default=None, choices=[r[0] for r in TRANSPORT_ROWS],
+                   help="transport rows to run (default: all)")
     p.add_argument("--max_steps", type=int, default=None, help="training steps per run (default: the config's)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training and evaluation seeds")
     p.add_argument("--num_videos", type=int, default=64, help="generated videos per row and seed")
@@ -81,6 +102,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--num_videos must be >= 2")
     if args.jobs < 1:
         p.error("--jobs must be >= 1")
+    if args.world and args.config:
+        p.error("give --world or --config, not both")
+    if args.rows and args.mode != "transport":
+        p.error("--rows is for --mode transport")
+    args.config = args.config or WORLD_CONFIGS[args.world or "default"]
     return args
 
 
@@ -183,7 +209,7 @@ def evaluate_once(run: dict, run_dir: Path, model, datamodule, extractor, featur
     """
     key = {"checkpoint": run["checkpoint"], "finished_at": run.get("finished_at"), "sample_noise": sample_noise,
            "num_videos": args.num_videos, "seed": seed, "features": feature_meta.get("sha256")}
-    cache = run_dir / f"eval-{sample_noise}-{args.num_videos}videos-seed{seed}.json"
+    cache = run_dir / f"eval-{sample_noise.replace(':', '')}-{args.num_videos}videos-seed{seed}.json"
     if cache.is_file():
         stored = json.loads(cache.read_text())
         if stored.get("key") == key:
@@ -246,47 +272,74 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.mode in ("fusion", "all"):
         sections["fusion"] = [(f, "shared", "shared", f, f"flow_fusion={f}" + (" (paper)" if f == "tokens" else ""))
                               for f in FUSION_MODES]
+    world = base["data"].get("init_args", {}).get("world", "default")
+    transport_key = f"transport_{world}_steps{max_steps}"
+    if args.mode == "transport":
+        sections[transport_key] = [(i, tr, sa, base_fusion, label) for i, tr, sa, label in TRANSPORT_ROWS
+                                   if not args.rows or i in args.rows]
     for key, rows in sections.items():
         results[key] = {"command": command.strip(), "seeds": args.seeds,
                         "rows": [{"id": r[0], "label": r[4], "train_noise": r[1], "sample_noise": r[2],
                                   "fusion": r[3], "per_seed": {}} for r in rows]}
+        if key == transport_key:  # its budget and world in the table, its own columns
+            results[key].update(title=f"Noise transport: {world} world, {max_steps} training steps",
+                                metrics=list(TRANSPORT_METRICS), world=world, config=args.config)
+            for row in results[key]["rows"]:
+                row["max_steps"] = max_steps
     previous = load_results(output_dir / "results.json") if (output_dir / "results.json").is_file() else None
-    for key in ("noise", "fusion"):  # a table this command does not make is kept from an earlier command
-        if previous and key not in sections and previous.get(key):
+    for key in section_keys(previous or {}):  # a table this command does not make is kept from an earlier one
+        if key not in sections:
             results[key] = previous[key]
             results["runs"].update(previous.get("runs", {}))
-    reference: dict[str, dict] | None = None  # the reference rows, computed with the first model's data
+    # every training run once, seed by seed, with the table cells it fills: (section, row index, sampling, seed)
+    planned: dict[str, tuple[dict, list[tuple[str, int, str, int]]]] = {}
     for seed in args.seeds:
-        planned: dict[str, dict] = {}
-        for rows in sections.values():
-            for _, train_noise, _, fusion, _ in rows:
-                name = f"{train_noise}-{fusion}-seed{seed}-steps{max_steps}"
-                planned[name] = run_config(base, output_dir / "runs" / name, noise=train_noise, fusion=fusion,
-                                           seed=seed, max_steps=max_steps, data_root=data_root, smoke=args.smoke)
-        if args.jobs > 1:  # train this seed's runs side by side; the rows below then reuse them
-            threads = max(1, (os.cpu_count() or 1) // args.jobs)
-            with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-                futures = [pool.submit(train, name, cfg, threads) for name, cfg in planned.items()]
-                for future in futures:
-                    future.result()  # re-raises a failed training
         for key, rows in sections.items():
-            for row, (_, train_noise, sample_noise, fusion, _label) in zip(results[key]["rows"], rows, strict=True):
-                name = f"{train_noise}-{fusion}-seed{seed}-steps{max_steps}"
-                run_dir = output_dir / "runs" / name
-                run = train(name, planned[name])
-                results["runs"][name] = run
-                model, datamodule = load_trained(run, run_dir / "config.yaml")
-                if reference is None:  # the same test clips under every table
-                    reference = {"real": evaluate_real(datamodule),
-                                 "static": evaluate_real(datamodule, hold_first_frame=True)}
-                results[key].update(reference)
-                values = evaluate_once(run, run_dir, model, datamodule, extractor, feature_meta, sample_noise,
-                                       args, seed)
+            for index, (_, train_noise, sample_noise, fusion, _) in enumerate(rows):
+                name = f"{train_noise.replace(':', '')}-{fusion}-seed{seed}-steps{max_steps}"
+                if name not in planned:
+                    planned[name] = (run_config(base, output_dir / "runs" / name, noise=train_noise, fusion=fusion,
+                                                seed=seed, max_steps=max_steps, data_root=data_root,
+                                                smoke=args.smoke), [])
+                planned[name][1].append((key, index, sample_noise, seed))
+    # the reference rows (the same test clips under every table); generating the data here, once, also
+    # keeps parallel trainings from writing the same dataset at the same time
+    first_name, (first_cfg, _) = next(iter(planned.items()))
+    reference_config = output_dir / "reference_config.yaml"
+    atomic_write_text(reference_config, yaml.safe_dump(first_cfg, sort_keys=False))
+    datamodule = load_datamodule(reference_config)
+    datamodule.prepare_data()
+    datamodule.setup("test")
+    reference = {"real": evaluate_real(datamodule), "static": evaluate_real(datamodule, hold_first_frame=True)}
+    for key in sections:
+        results[key].update(reference)
+    lock = threading.Lock()
+    threads = max(1, (os.cpu_count() or 1) // args.jobs) if args.jobs > 1 else None
+
+    def train_and_score(name: str) -> None:
+        cfg, cells = planned[name]
+        run_dir = output_dir / "runs" / name
+        run = train(name, cfg, threads)
+        with lock:
+            results["runs"][name] = run
+        model, datamodule = load_trained(run, run_dir / "config.yaml")
+        for key, index, sample_noise, seed in cells:
+            values = evaluate_once(run, run_dir, model, datamodule, extractor, feature_meta, sample_noise, args, seed)
+            with lock:
+                row = results[key]["rows"][index]
                 row["per_seed"][str(seed)] = values
                 row["summary"] = summarize_row(row["per_seed"])
                 print(f"[{key} {row['id']} seed {seed}] " + ", ".join(
                     f"{k} = {v:.4g}" for k, v in values.items() if isinstance(v, float)), flush=True)
                 write(results, output_dir, start)
+
+    if args.jobs > 1:  # runs side by side (seed 0's first), each scored as soon as it is trained
+        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+            for future in [pool.submit(train_and_score, name) for name in planned]:
+                future.result()  # re-raises a failed training
+    else:
+        for name in planned:
+            train_and_score(name)
     write(results, output_dir, start)
     print("\n" + markdown_report(results))
     print(f"results: {output_dir / 'results.json'} and {output_dir / 'results.md'}")

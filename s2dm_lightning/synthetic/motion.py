@@ -36,6 +36,22 @@ def caption_color(caption: str) -> str:
     raise ValueError(f"caption {caption!r} names none of the synthetic colours {tuple(COLORS)}")
 
 
+def shape_mask(
+    frames: torch.Tensor, threshold: float = SATURATION_THRESHOLD, colors: list[str] | None = None
+) -> torch.Tensor:
+    """(B, F, 3, H, W) in [-1, 1] -> (B, F, H, W) bool: the saturated pixels (the shape).
+
+    ``colors`` (one per video): only saturated pixels whose nearest palette colour is that one.
+    """
+    mask = frames.amax(2) - frames.amin(2) > threshold
+    if colors is not None:
+        palette = torch.tensor(list(COLORS.values()), dtype=frames.dtype) / 127.5 - 1  # (K, 3) in [-1, 1]
+        nearest = (frames.movedim(2, -1)[..., None, :] - palette).norm(dim=-1).argmin(-1)  # (B, F, H, W)
+        wanted = torch.tensor([list(COLORS).index(c) for c in colors]).view(-1, 1, 1, 1)
+        mask &= nearest == wanted
+    return mask
+
+
 def shape_centroids(
     frames: torch.Tensor, threshold: float = SATURATION_THRESHOLD, colors: list[str] | None = None
 ) -> torch.Tensor:
@@ -44,14 +60,7 @@ def shape_centroids(
     ``colors`` (one per video): count only saturated pixels whose nearest palette colour is that one
     (the main shape when another shape is in view). NaN where a frame has no such pixel.
     """
-    saturation = frames.amax(2) - frames.amin(2)
-    mask = saturation > threshold
-    if colors is not None:
-        palette = torch.tensor(list(COLORS.values()), dtype=frames.dtype) / 127.5 - 1  # (K, 3) in [-1, 1]
-        nearest = (frames.movedim(2, -1)[..., None, :] - palette).norm(dim=-1).argmin(-1)  # (B, F, H, W)
-        wanted = torch.tensor([list(COLORS).index(c) for c in colors]).view(-1, 1, 1, 1)
-        mask &= nearest == wanted
-    mask = mask.float()
+    mask = shape_mask(frames, threshold, colors).float()
     h, w = frames.shape[-2:]
     ys, xs = torch.meshgrid(torch.arange(h, dtype=mask.dtype), torch.arange(w, dtype=mask.dtype), indexing="ij")
     total = mask.sum((2, 3))

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pytest
 import torch
 
@@ -13,15 +14,21 @@ from s2dm_lightning.data.flow import FlowSettings
 from s2dm_lightning.evaluation import RandomConv3dFeatures
 from s2dm_lightning.models import S2DM
 from s2dm_lightning.synthetic.ablation import (
+    ALL_METRICS,
     METRICS,
+    TRANSPORT_METRICS,
+    TRANSPORT_ROWS,
     evaluate_model,
     evaluate_real,
     load_results,
     markdown_report,
+    markdown_table,
     mean_std,
+    motion_scores,
     per_seed_markdown,
     summarize_row,
 )
+from s2dm_lightning.synthetic.textured import render_textured_video
 from tests.conftest import HashTextEncoder, assert_equal_to_batch_rounding, fake_batch, tiny_unet
 
 REPO = Path(__file__).resolve().parents[2]
@@ -76,7 +83,9 @@ def test_evaluate_model_scores_every_metric_and_seeds_are_fixed():
     other = evaluate_model(model, data, extractor, "independent", num_videos=4, seed=0)
     assert other["drift"] != first["drift"]
     real = evaluate_real(data)
-    assert set(real) == {"warping_error", "flow_epe", "drift"}
+    assert set(real) == {"warping_error", "flow_epe", "drift", "centroid_error", "sticking", "sticking_moving",
+                         "sticking_still"}
+    assert set(ALL_METRICS) <= set(first)
     still = evaluate_real(data, hold_first_frame=True)  # frame 1 repeated: nothing moves
     assert still["drift"] == 0.0 and still["warping_error"] > 0.0 and still["flow_epe"] > 0.0
     with pytest.raises(ValueError, match="num_videos"):
@@ -141,3 +150,44 @@ def test_ablation_notebook_handles_missing_and_present_results(tmp_path, capsys)
     namespace = run_notebook_cells(notebook, {"RESULTS": str(path)})
     assert namespace["results"]["noise"]["rows"][0]["id"] == "I"
     assert load_results(path) == namespace["results"]
+
+
+def _textured_clips(count: int = 2, frames: int = 6, size: int = 32):
+    """Real textured-world clips (checked shape over stripes) in [-1, 1], their conditions and captions."""
+    rng = np.random.default_rng(0)
+    clips = [render_textured_video("red", "square", motion, frames, size, rng)
+             for motion in ("moves to the right", "moves up")[:count]]
+    videos = torch.stack([torch.from_numpy(v).permute(0, 3, 1, 2).float() / 127.5 - 1 for v, _ in clips])
+    return videos, torch.stack([torch.from_numpy(c) for _, c in clips]), ["a red square moves to the right",
+                                                                          "a red square moves up"][:count]
+
+
+def test_motion_scores_tell_a_real_clip_from_a_frozen_one():
+    real, condition, captions = _textured_clips()
+    scores = motion_scores(real, real, condition, captions, world="textured")
+    assert scores["centroid_error"] == 0.0 and scores["sticking"] < 1e-3  # the checks move with the shape
+    # frame 1 held still: the shape stays where frame 1 had it while the real one travels, and on the pixels
+    # that are shape in both, its checks stay on the screen (still error 0: the ratio is huge)
+    frozen = motion_scores(real[:, :1].expand_as(real), real, condition, captions, world="textured")
+    assert frozen["centroid_error"] > 3 and frozen["sticking_still"] == 0.0 and frozen["sticking"] > 1e3
+    blank = motion_scores(torch.full_like(real, -1.0), real, condition, captions, world="textured")
+    assert np.isnan(blank["sticking"]) and np.isnan(blank["centroid_error"])  # no shape generated: unscored
+
+
+def test_transport_rows_and_table():
+    assert [r[1] for r in TRANSPORT_ROWS] == [r[2] for r in TRANSPORT_ROWS]  # paired as Table 2 pairs I and III
+    assert [r[1] for r in TRANSPORT_ROWS] == ["shared", "warped", "partial:0.5", "partial", "independent"]
+    per_seed = {str(s): {m: 1.0 + s for m in ALL_METRICS} for s in (0, 1, 2)}
+    section = {"metrics": list(TRANSPORT_METRICS), "title": "Noise transport: textured world, 400 training steps",
+               "rows": [{"id": "W", "label": "warped", "max_steps": 400, "per_seed": per_seed},
+                        {"id": "I", "label": "shared", "max_steps": 1200, "per_seed": {"0": per_seed["0"]}}],
+               "real": {m: 0.5 for m in ALL_METRICS if m not in ("fvd", "kvd")}}
+    table = markdown_table(section).splitlines()
+    assert table[0].startswith("| setting | steps | seeds | centroid error (px) ↓ |")
+    assert table[2] == "| warped | 400 | 3 | " + " | ".join(["2 ± 1"] * len(TRANSPORT_METRICS)) + " |"
+    assert table[3].startswith("| shared | 1200 | 1 | 1 | ")  # one seed: no std
+    assert table[4].endswith("| 0.5 | – | – |")  # the reference has no FVD/KVD
+    results = {"settings": {"seeds": [0, 1, 2]}, "transport_textured_steps400": section}
+    report = markdown_report(results)
+    assert "## Noise transport: textured world, 400 training steps" in report and "Per seed:" in report
+    assert per_seed_markdown(results, "transport_textured_steps400").count("| W |") == 3
