@@ -12,8 +12,10 @@ CONFIG ?= configs/synthetic.yaml
 $(STAMP): pyproject.toml setup.cfg
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --disable-pip-version-check -q "$(TORCH_SPEC)"
-	$(PY) -m pip install --disable-pip-version-check -q -e ".[dev,demo,stream]"
-	@# litdata pulls PyPI's torchvision, built for CUDA torch: with the CPU torch it fails on import (and breaks
+	@# torch's pin is repeated: litdata requires torchvision, whose newest release requires a newer torch, and
+	@# without the pin pip "upgrades" torch to that (CUDA) build
+	$(PY) -m pip install --disable-pip-version-check -q -e ".[dev,demo,stream]" "$(TORCH_SPEC)"
+	@# the torchvision matching the pin is PyPI's CUDA build: with the CPU torch it fails on import (and breaks
 	@# libraries that import it when present); nothing here uses it, so it goes
 	@$(PY) -c "import torchvision" 2>/dev/null || $(PY) -m pip uninstall -y -q torchvision
 	@touch $(STAMP)
