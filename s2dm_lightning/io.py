@@ -103,14 +103,21 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         _set_umask_mode(tmp, current_umask())
         _fsync(tmp)
         os.replace(tmp, target)
-    except OSError as error:  # a full disk, a quota, a file-size limit: name the file the user knows
+    except OSError as error:
         tmp.unlink(missing_ok=True)
-        if str(target) in str(error):
-            raise
-        raise OSError(error.errno, f"could not write {target}: {error.strerror or error}", str(target)) from error
+        raise _naming(target, error) from error
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _naming(target: Path, error: OSError) -> OSError:
+    """A full disk, a quota, a file-size limit: the error names the file (or folder) the user knows,
+    not the temporary one beside it."""
+    if str(target) in str(error):
+        return error
+    # no filename argument: str() would name the file a second time
+    return OSError(error.errno, f"could not write {target}: {error.strerror or error}")
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
@@ -178,6 +185,8 @@ def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
             shutil.rmtree(aside, ignore_errors=True)
         else:
             staging.rename(target)
+    except OSError as error:
+        raise _naming(target, error) from error
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)

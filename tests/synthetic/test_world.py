@@ -101,7 +101,8 @@ def test_atomic_and_idempotent(tmp_path, monkeypatch):
     monkeypatch.setattr(synthetic, "_write_dataset", interrupted)
     with pytest.raises(KeyboardInterrupt):
         generate_synthetic_dataset(root, num_videos=4, frames_per_video=2, image_size=8)
-    assert list(tmp_path.iterdir()) == []  # neither a half dataset nor a staging folder
+    # neither a half dataset nor a staging folder; only the generation's lock file (run_lock.py) beside it
+    assert [p.name for p in tmp_path.iterdir()] == [".ds.lock"]
     monkeypatch.undo()
 
     generate_synthetic_dataset(root, num_videos=4, frames_per_video=2, image_size=8)
@@ -112,7 +113,7 @@ def test_atomic_and_idempotent(tmp_path, monkeypatch):
         generate_synthetic_dataset(root, num_videos=5, frames_per_video=2, image_size=8)
     generate_synthetic_dataset(root, num_videos=5, frames_per_video=2, image_size=8, overwrite=True)
     assert len(_rows(root)) == 5
-    assert [p.name for p in tmp_path.iterdir()] == ["ds"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".ds.lock", "ds"]  # no staging folder left
 
 
 def _dataset_digest(root) -> str:
