@@ -3,9 +3,11 @@ command line, several rounds), and the lock itself against a holder in another p
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 
 import pytest
 import yaml
@@ -14,22 +16,31 @@ from s2dm_lightning.config import load_datamodule
 from tests.test_resume import ENV, REPO, _fit_args, _state, tiny_config
 
 
+@contextlib.contextmanager
+def held_in_another_process(folder, what: str, seconds: float) -> Iterator[subprocess.Popen]:
+    """A process that holds ``folder``'s lock for ``seconds`` (yielded once it holds it), then ends."""
+    script = (f"from s2dm_lightning.run_lock import folder_lock\nimport time\n"
+              f"with folder_lock({str(folder)!r}, {what!r}, wait=False):\n"
+              f"    print('held', flush=True); time.sleep({seconds})\n")
+    holder = subprocess.Popen([sys.executable, "-c", script], cwd=REPO, env=ENV, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        yield holder
+    finally:
+        holder.wait(timeout=60)
+
+
 def test_a_held_folder_names_its_holder_and_a_waiter_gets_it_when_the_holder_ends(tmp_path):
     from s2dm_lightning.run_lock import FolderInUse, folder_lock
 
-    script = (f"from s2dm_lightning.run_lock import folder_lock\nimport time\n"
-              f"with folder_lock({str(tmp_path)!r}, 'run folder', wait=False):\n"
-              "    print('held', flush=True); time.sleep(3)\n")
-    holder = subprocess.Popen([sys.executable, "-c", script], cwd=REPO, env=ENV, stdout=subprocess.PIPE, text=True)
-    assert holder.stdout.readline().strip() == "held"
-    with pytest.raises(FolderInUse, match=f"run folder {tmp_path} is in use by pid {holder.pid} on "):
-        with folder_lock(tmp_path, "run folder", wait=False):
-            pass
-    started = time.monotonic()
-    with folder_lock(tmp_path, "run folder", wait=True):
-        waited = time.monotonic() - started
+    with held_in_another_process(tmp_path, "run folder", 3) as holder:
+        with pytest.raises(FolderInUse, match=f"run folder {tmp_path} is in use by pid {holder.pid} on "):
+            with folder_lock(tmp_path, "run folder", wait=False):
+                pass
+        started = time.monotonic()
+        with folder_lock(tmp_path, "run folder", wait=True):
+            waited = time.monotonic() - started
     assert waited > 1.5, "the lock was taken while the holder still held it (it sleeps 3 s)"
-    holder.wait(timeout=30)
 
 
 def _config(tmp_path):
@@ -100,3 +111,39 @@ def test_two_preprocess_on_one_cache_compute_each_video_once(tmp_path):
                              "flow preprocessing: 8 computed, 0 already cached, 0 failed"], summaries
         # Whether the second waited or came after depends on timing (8 tiny flows take 0.1 s); the waiter's message
         # is asserted by test_a_held_folder_names_its_holder_and_a_waiter_gets_it_when_the_holder_ends.
+
+
+@pytest.mark.slow
+def test_two_latent_preprocess_on_one_latent_cache_encode_each_video_once(tmp_path, tiny_sd, synthetic_root):
+    from tests.latent_fixtures import latent_config
+
+    for round_ in range(ROUNDS):
+        (tmp_path / f"round{round_}").mkdir()
+        config = latent_config(tmp_path / f"round{round_}", tiny_sd, synthetic_root)
+        args = [sys.executable, "-m", "s2dm_lightning", "preprocess", "--config", str(config)]
+        first, second = _together(args, args)
+        assert first.returncode == second.returncode == 0, (first.stderr[-2000:], second.stderr[-2000:])
+        summaries = sorted(line for r in (first, second) for line in r.stdout.splitlines()
+                           if line.startswith("latent preprocessing:"))
+        assert summaries == ["latent preprocessing: 0 computed, 5 already cached, 0 failed",
+                             "latent preprocessing: 5 computed, 0 already cached, 0 failed"], summaries
+
+
+@pytest.mark.slow
+def test_a_test_run_waits_for_a_preprocess_that_holds_the_flow_cache(tmp_path):
+    """``test`` (like ``fit``, ``validate`` and ``predict``) runs the data module's ``prepare_data``, which takes the
+    flow cache's lock: it reads the cache only once the process writing it has ended."""
+    config = _config(tmp_path)
+    datamodule = load_datamodule(config)
+    datamodule.generate()
+    args = [sys.executable, "-m", "s2dm_lightning", "test", "--config", str(config), "--trainer.limit_test_batches=1",
+            "--metrics.allow_random_backbone=true"]  # no I3D weights here: the cache, not the metrics, is tested
+    with held_in_another_process(datamodule.cache_dir, "flow cache", 8) as holder:
+        started = time.monotonic()
+        run = subprocess.run(args, cwd=REPO, env=ENV, capture_output=True, text=True, timeout=600)
+        elapsed = time.monotonic() - started
+        assert holder.poll() is not None, "test ended while the other process still held the cache"
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert f"waiting for pid {holder.pid} on " in run.stderr and f"which uses flow cache {datamodule.cache_dir}" in run.stderr
+    assert "flow preprocessing: 8 computed, 0 already cached, 0 failed" in run.stdout
+    print(f"test waited for the cache's holder: ran {elapsed:.1f} s against the holder's 8 s")
