@@ -21,7 +21,6 @@ import torch
 
 from s2dm_lightning.config import load_datamodule
 from s2dm_lightning.io import TEMP_MARK
-from tests.pipelines.conftest import tiny_checkpoints  # noqa: F401 (fixture)
 from tests.test_resume import ENV, REPO, tiny_config
 
 pytestmark = pytest.mark.slow
@@ -68,9 +67,14 @@ def test_preprocess_under_a_file_size_limit_caches_nothing_partial_and_the_next_
 
 
 @pytest.fixture
-def exported(tiny_checkpoints, tmp_path):  # noqa: F811 - the fixture imported above
-    """(config, checkpoint, a reference export made without a limit)."""
-    config, ckpt = tiny_checkpoints["s2dm_config"], tiny_checkpoints["s2dm_ckpt"]
+def exported(tmp_path):
+    """(config, checkpoint of its untrained model, a reference export made without a limit)."""
+    from s2dm_lightning.config import load_module
+    from s2dm_lightning.models import S2DM
+
+    config = tiny_config(tmp_path)
+    ckpt = tmp_path / "model.ckpt"
+    torch.save({"state_dict": load_module(config, None, S2DM).state_dict()}, ckpt)
     reference = tmp_path / "reference_export"
     done = _run(["export", "--config", str(config), "--ckpt_path", str(ckpt), f"--output_dir={reference}"])
     assert done.returncode == 0, done.stderr[-2000:]

@@ -130,20 +130,21 @@ def test_two_latent_preprocess_on_one_latent_cache_encode_each_video_once(tmp_pa
 
 
 @pytest.mark.slow
-def test_a_test_run_waits_for_a_preprocess_that_holds_the_flow_cache(tmp_path):
-    """``test`` (like ``fit``, ``validate`` and ``predict``) runs the data module's ``prepare_data``, which takes the
-    flow cache's lock: it reads the cache only once the process writing it has ended."""
+def test_a_predict_run_waits_for_a_preprocess_that_holds_the_flow_cache(tmp_path):
+    """Lightning runs the data module's ``prepare_data`` for every stage (``Trainer._run``: fit, validate, test,
+    predict), and it takes the flow cache's lock: a run reads the cache only once the process writing it has
+    ended. ``predict`` stands for them here: ``test`` needs I3D weights and clips of >= 9 frames of 193 px."""
     config = _config(tmp_path)
     datamodule = load_datamodule(config)
     datamodule.generate()
-    args = [sys.executable, "-m", "s2dm_lightning", "test", "--config", str(config), "--trainer.limit_test_batches=1",
-            "--metrics.allow_random_backbone=true"]  # no I3D weights here: the cache, not the metrics, is tested
+    args = [sys.executable, "-m", "s2dm_lightning", "predict", "--config", str(config),
+            "--trainer.limit_predict_batches=1"]
     with held_in_another_process(datamodule.cache_dir, "flow cache", 8) as holder:
         started = time.monotonic()
         run = subprocess.run(args, cwd=REPO, env=ENV, capture_output=True, text=True, timeout=600)
         elapsed = time.monotonic() - started
-        assert holder.poll() is not None, "test ended while the other process still held the cache"
+        assert holder.poll() is not None, "predict ended while the other process still held the cache"
     assert run.returncode == 0, run.stderr[-3000:]
     assert f"waiting for pid {holder.pid} on " in run.stderr and f"which uses flow cache {datamodule.cache_dir}" in run.stderr
     assert "flow preprocessing: 8 computed, 0 already cached, 0 failed" in run.stdout
-    print(f"test waited for the cache's holder: ran {elapsed:.1f} s against the holder's 8 s")
+    print(f"predict waited for the cache's holder: ran {elapsed:.1f} s against the holder's 8 s")
