@@ -108,19 +108,23 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     except BaseException as error:
         size = tmp.stat().st_size if tmp.exists() else 0
         tmp.unlink(missing_ok=True)
-        cause = _full_disk_or_size_limit(target.parent, size)
+        cause = _full_disk_or_size_limit(target.parent, size, error)
         if isinstance(error, OSError) or (cause is not None and isinstance(error, Exception)):
             raise _naming(target, error, cause) from error
         raise
 
 
-def _full_disk_or_size_limit(folder: Path, size: int) -> int | None:
+def _full_disk_or_size_limit(folder: Path, size: int, error: BaseException | None = None) -> int | None:
     """EFBIG when the file reached the process's file-size limit (``ulimit -f``), ENOSPC when the disk is full:
     libraries that write by path report these in their own words (torch.save: "[enforce fail at
     inline_container.cc] unexpected pos"; an ffmpeg child killed by SIGXFSZ: a broken pipe)."""
     soft, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
     if soft != resource.RLIM_INFINITY and size >= soft:
         return errno.EFBIG
+    # safetensors (Rust) writes through a temporary file of its own, gone by now: "... File too large (os error 27)"
+    stated = re.search(r"\(os error (\d+)\)", str(error)) if error is not None else None
+    if stated and int(stated.group(1)) in (errno.EFBIG, errno.ENOSPC, errno.EDQUOT):
+        return int(stated.group(1))
     try:
         disk = os.statvfs(folder)
     except OSError:
@@ -214,7 +218,7 @@ def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
             staging.rename(target)
     except BaseException as error:
         largest = max((f.stat().st_size for f in staging.rglob("*") if f.is_file()), default=0)
-        cause = _full_disk_or_size_limit(target.parent, largest)
+        cause = _full_disk_or_size_limit(target.parent, largest, error)
         if isinstance(error, OSError) or (cause is not None and isinstance(error, Exception)):
             raise _naming(target, error, cause) from error
         raise

@@ -99,9 +99,9 @@ def test_export_under_a_file_size_limit_leaves_no_folder_and_the_next_export_is_
 
 
 def test_sample_under_a_file_size_limit_leaves_no_partial_result_and_a_rerun_writes_them(exported, tmp_path):
-    _, _, pipeline = exported
-    args = ["sample", "--prompt", "a red square", f"--pipeline={pipeline}", "--motion=zoom:2", "--num_frames=3",
-            "--num_inference_steps=1"]
+    config, ckpt, _ = exported  # the config and checkpoint, as the tiny model's hash text encoder is not exported
+    args = ["sample", "--prompt", "a red square", f"--s2dm_config={config}", f"--s2dm_ckpt={ckpt}", "--motion=zoom:2",
+            "--num_frames=3", "--num_inference_steps=1"]
     reference = _run([*args, f"--output_dir={tmp_path / 'reference'}"])
     assert reference.returncode == 0, reference.stderr[-2000:]
     written = _files(tmp_path / "reference")

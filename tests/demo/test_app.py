@@ -111,7 +111,7 @@ def test_a_non_video_upload_shows_an_error_in_the_page_and_the_app_keeps_serving
 
 def test_an_upload_past_the_limits_shows_the_limit_in_the_page(demo_files, tmp_path):
     """A few-KB file that decodes to 16 megapixels, against --max_decoded_megapixels=10; then a file over
-    --max_upload_mb, which Gradio refuses at the upload (its own message) before our handler sees it."""
+    --max_upload_mb, which Gradio's page refuses before uploading it (its own message)."""
     require_browser()
     bomb = write_mp4(tmp_path / "bomb.mp4", np.full((60, 512, 512, 3), 90, np.uint8))
     big = write_mp4(tmp_path / "big.mp4", np.random.default_rng(0).integers(0, 255, (8, 128, 128, 3), np.uint8))
@@ -135,6 +135,7 @@ def test_an_upload_past_the_limits_shows_the_limit_in_the_page(demo_files, tmp_p
         if clear.count():
             clear.first.click()
         page.set_input_files("#upload input[type=file]", str(big))
-        page.wait_for_function("() => document.body.innerText.includes('exceeds')", timeout=60_000)
+        page.wait_for_function("() => document.body.innerText.includes('exceed the maximum allowed size')",
+                               timeout=60_000)  # Gradio's words ("File(s) exceed the maximum allowed size of ...")
     log = (tmp_path / "server.log").read_text()
     assert "Traceback" not in log and "demo: serving 127.0.0.1 only" in log
