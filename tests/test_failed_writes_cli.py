@@ -121,4 +121,4 @@ def test_sample_under_a_file_size_limit_leaves_no_partial_result_and_a_rerun_wri
     assert _files(out).keys() == written.keys()
     samples = torch.load(out / "samples.pt", weights_only=True)
     assert torch.equal(samples["frames"], torch.load(tmp_path / "reference" / "samples.pt", weights_only=True)["frames"])
-    print(f"sample: limit {limit} B ({largest} failed: {last}); rerun wrote {len(written)} files")
+    print(f"sample: limit {limit} B (half of {largest}), failed with: {last}; rerun wrote {len(written)} files")
