@@ -117,7 +117,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 def _full_disk_or_size_limit(folder: Path, size: int, error: BaseException | None = None) -> int | None:
     """EFBIG when the file reached the process's file-size limit (``ulimit -f``), ENOSPC when the disk is full:
     libraries that write by path report these in their own words (torch.save: "[enforce fail at
-    inline_container.cc] unexpected pos"; an ffmpeg child killed by SIGXFSZ: a broken pipe)."""
+    inline_container.cc] unexpected pos"; an ffmpeg child killed by SIGXFSZ: a broken pipe). Only write-like
+    failures are looked at: a TypeError, or a missing or forbidden file, keeps its own meaning."""
+    if not isinstance(error, (OSError, RuntimeError)) or getattr(error, "errno", None) not in _WRITE_ERRNOS:
+        return None
     soft, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
     if soft != resource.RLIM_INFINITY and size >= soft:
         return errno.EFBIG
@@ -133,6 +136,7 @@ def _full_disk_or_size_limit(folder: Path, size: int, error: BaseException | Non
 
 
 _NEARLY_FULL_BYTES = 1 << 20
+_WRITE_ERRNOS = (None, errno.EFBIG, errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EPIPE)
 
 
 def _naming(target: Path, error: BaseException, cause: int | None = None) -> OSError:
