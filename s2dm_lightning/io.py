@@ -17,9 +17,11 @@ other threads creating files.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import re
+import resource
 import shutil
 import stat
 import uuid
@@ -103,14 +105,54 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         _set_umask_mode(tmp, current_umask())
         _fsync(tmp)
         os.replace(tmp, target)
-    except OSError as error:  # a full disk, a quota, a file-size limit: name the file the user knows
+    except BaseException as error:
+        size = tmp.stat().st_size if tmp.exists() else 0
         tmp.unlink(missing_ok=True)
-        if str(target) in str(error):
-            raise
-        raise OSError(error.errno, f"could not write {target}: {error.strerror or error}", str(target)) from error
-    except BaseException:
-        tmp.unlink(missing_ok=True)
+        cause = _full_disk_or_size_limit(target.parent, size, error)
+        if isinstance(error, OSError) or (cause is not None and isinstance(error, Exception)):
+            raise _naming(target, error, cause) from error
         raise
+
+
+def _full_disk_or_size_limit(folder: Path, size: int, error: BaseException | None = None) -> int | None:
+    """EFBIG when the file reached the process's file-size limit (``ulimit -f``), ENOSPC when the disk is full:
+    libraries that write by path report these in their own words (torch.save: "[enforce fail at
+    inline_container.cc] unexpected pos"; an ffmpeg child killed by SIGXFSZ: a broken pipe). Only write-like
+    failures are looked at: a TypeError, or a missing or forbidden file, keeps its own meaning."""
+    if not isinstance(error, (OSError, RuntimeError)) or getattr(error, "errno", None) not in _WRITE_ERRNOS:
+        return None
+    soft, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
+    if soft != resource.RLIM_INFINITY and size >= soft:
+        return errno.EFBIG
+    # safetensors (Rust) writes through a temporary file of its own, gone by now: "... File too large (os error 27)"
+    stated = re.search(r"\(os error (\d+)\)", str(error)) if error is not None else None
+    if stated and int(stated.group(1)) in (errno.EFBIG, errno.ENOSPC, errno.EDQUOT):
+        return int(stated.group(1))
+    try:
+        disk = os.statvfs(folder)
+    except OSError:
+        return None
+    return errno.ENOSPC if disk.f_bavail * disk.f_frsize < _NEARLY_FULL_BYTES else None
+
+
+_NEARLY_FULL_BYTES = 1 << 20
+_WRITE_ERRNOS = (None, errno.EFBIG, errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EPIPE)
+
+
+def _naming(target: Path, error: BaseException, cause: int | None = None) -> OSError:
+    """A full disk, a quota, a file-size limit: the error names the file (or folder) the user knows,
+    not the temporary one beside it, and the cause where the library's words hide it."""
+    code = cause if cause is not None else getattr(error, "errno", None)
+    if isinstance(error, OSError) and error.errno == code and str(target) in str(error):
+        return error
+    reason = os.strerror(code) if code is not None else str(error)
+    if not isinstance(error, OSError) or error.errno != code:
+        reason += f" ({type(error).__name__}: {str(error).splitlines()[0][:200] if str(error) else ''})"
+    elif error.strerror:
+        reason = error.strerror
+    # no filename argument: str() would name the file a second time
+    message = f"could not write {target}: {reason}"
+    return OSError(code, message) if code is not None else OSError(message)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
@@ -178,6 +220,12 @@ def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
             shutil.rmtree(aside, ignore_errors=True)
         else:
             staging.rename(target)
+    except BaseException as error:
+        largest = max((f.stat().st_size for f in staging.rglob("*") if f.is_file()), default=0)
+        cause = _full_disk_or_size_limit(target.parent, largest, error)
+        if isinstance(error, OSError) or (cause is not None and isinstance(error, Exception)):
+            raise _naming(target, error, cause) from error
+        raise
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)

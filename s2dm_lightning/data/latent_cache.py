@@ -22,11 +22,13 @@ float16 keeps ~3 significant digits, far below the posterior's own spread.
 
 A different VAE (e.g. after fine-tuning again), resolution, frame geometry or crop changes meta.json's
 identity: the files are then deleted and recomputed. Every write is atomic (temp file +
-``os.replace``), so an interrupted run resumes with the videos still missing.
+``os.replace``), so an interrupted run resumes with the videos still missing. One process at a time
+fills a cache (the folder's lock, :mod:`s2dm_lightning.run_lock`): a second waits, then finds it filled.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -43,6 +45,7 @@ from s2dm_lightning.data.geometry import DEFAULT_FRAME_GEOMETRY, check_geometry
 from s2dm_lightning.data.preprocess import PreprocessSummary
 from s2dm_lightning.data.video_io import read_video
 from s2dm_lightning.io import atomic_torch_save
+from s2dm_lightning.run_lock import folder_lock
 from s2dm_lightning.safe_load import load_torch_data
 
 log = logging.getLogger(__name__)
@@ -190,15 +193,18 @@ def prepare_latent_cache(
     video still without latents afterwards is an error naming it, on every rank together.
     """
     vae_id = vae_fingerprint(vae)
-    if rank == 0:
-        LatentCache(cache_dir, vae_id, resolution, source, geometry)
-    if barrier is not None:
-        barrier("latent_cache_meta")
-    cache = LatentCache(cache_dir, vae_id, resolution, source, geometry)
-    summary = fill_latent_cache(cache, records, vae, rank=rank, world_size=world_size)
-    print(summary if world_size == 1 else f"rank {rank}: {summary}")
-    if barrier is not None:
-        barrier("latent_cache_filled")
+    # Rank 0 holds the cache's lock while every rank fills it: a second process (a preprocess, another fit)
+    # on this folder waits, then finds the videos encoded, instead of clearing or writing them under us.
+    with folder_lock(cache_dir, "latent cache", wait=True) if rank == 0 else contextlib.nullcontext():
+        if rank == 0:
+            LatentCache(cache_dir, vae_id, resolution, source, geometry)
+        if barrier is not None:
+            barrier("latent_cache_meta")
+        cache = LatentCache(cache_dir, vae_id, resolution, source, geometry)
+        summary = fill_latent_cache(cache, records, vae, rank=rank, world_size=world_size)
+        print(summary if world_size == 1 else f"rank {rank}: {summary}")
+        if barrier is not None:
+            barrier("latent_cache_filled")
     missing = [r.video_id for r in records if not cache.has(r.video_id)] if require_complete else []
     if missing:
         raise RuntimeError(

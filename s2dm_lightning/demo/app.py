@@ -21,6 +21,7 @@ from s2dm_lightning.demo.generate import (
     clip_preview,
     page_generate,
 )
+from s2dm_lightning.demo.limits import DemoLimits
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import gradio as gr  # noqa: E402 - after switching analytics off
@@ -28,8 +29,9 @@ import gradio as gr  # noqa: E402 - after switching analytics off
 DEFAULT_MOTION = "translate:-8,0"
 
 
-def build_app(model: DemoModel, clips: list[Clip], clips_note: str, output_dir: Path) -> gr.Blocks:
-    """The page; ``output_dir`` receives the generated videos and kept uploads."""
+def build_app(model: DemoModel, clips: list[Clip], clips_note: str, output_dir: Path,
+              limits: DemoLimits = DemoLimits()) -> gr.Blocks:  # noqa: B008 - frozen
+    """The page; ``output_dir`` receives the generated videos and kept uploads; ``limits`` bound the uploads."""
     by_label = {clip.label: clip for clip in clips}
     source_default = MOTION_SOURCES[0] if clips else MOTION_SOURCES[2]
 
@@ -50,7 +52,7 @@ def build_app(model: DemoModel, clips: list[Clip], clips_note: str, output_dir: 
                     ) -> tuple[str | None, str, str]:
         progress(0, desc="flows and sampling")  # then the sampler's tqdm bar, tracked
         request = PageRequest(source, label, upload, formula, caption, guidance, steps, seed, num_frames)
-        return page_generate(model, by_label, output_dir, request)
+        return page_generate(model, by_label, output_dir, request, limits)
 
     with gr.Blocks(title="S2DM demo", analytics_enabled=False) as app:
         gr.Markdown("## S2DM: flow-guided video generation\nOne z_T for all frames; each frame follows "
@@ -61,7 +63,7 @@ def build_app(model: DemoModel, clips: list[Clip], clips_note: str, output_dir: 
                                   elem_id="motion-source")
                 clip = gr.Dropdown(list(by_label), value=None, label="test clip of the dataset",
                                    info=clips_note or None, elem_id="clip")
-                upload = gr.File(label="driving video (mp4, avi, ... any size)", elem_id="upload")
+                upload = gr.File(label=f"driving video (mp4, avi, ... {limits.describe()})", elem_id="upload")
                 formula = gr.Textbox(DEFAULT_MOTION, label="parametric motion: translate:DX,DY (px) | zoom:F | "
                                      "rotate:DEG", elem_id="formula")
                 caption = gr.Textbox("", label="caption", elem_id="caption")

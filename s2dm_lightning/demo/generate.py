@@ -23,6 +23,7 @@ import torch
 from s2dm_lightning.commands.sample import generated_frame_size
 from s2dm_lightning.data.geometry import DEFAULT_FRAME_GEOMETRY
 from s2dm_lightning.data.video_io import VideoReadError
+from s2dm_lightning.demo.limits import DemoLimitError, DemoLimits, check_decoded_size, check_upload_size
 from s2dm_lightning.io import atomic_path, safe_file_stem
 from s2dm_lightning.pipelines.motion import flows_from_video, parametric_flows, parse_motion
 from s2dm_lightning.pipelines.s2dm_pipeline import S2DMPipeline
@@ -254,8 +255,8 @@ class PageRequest:
     num_frames: float | None
 
 
-def page_generate(model: DemoModel, clips: dict[str, Clip], folder: Path,
-                  request: PageRequest) -> tuple[str | None, str, str]:
+def page_generate(model: DemoModel, clips: dict[str, Clip], folder: Path, request: PageRequest,
+                  limits: DemoLimits = DemoLimits()) -> tuple[str | None, str, str]:  # noqa: B008 - frozen
     """Generate button: (video path or None, status text, command line); never raises, errors become the status.
 
     Our input errors are shown as they are; anything else as one line (the traceback goes to the server's log).
@@ -264,9 +265,9 @@ def page_generate(model: DemoModel, clips: dict[str, Clip], folder: Path,
         num_frames, steps, guidance, seed = check_settings(request.num_frames, request.steps, request.guidance,
                                                            request.seed)
         check_caption(request.caption)
-        motion = motion_maker(model, clips, folder, request, num_frames)
+        motion = motion_maker(model, clips, folder, request, num_frames, limits)
         result = run_generation(model, folder, request.caption, motion, seed, steps, guidance, num_frames)
-    except DemoInputError as error:
+    except (DemoInputError, DemoLimitError) as error:
         return None, f"**Error:** {error}", ""
     except Exception as error:  # noqa: BLE001 - the page shows one line and keeps serving
         log.exception("generation failed")
@@ -276,7 +277,7 @@ def page_generate(model: DemoModel, clips: dict[str, Clip], folder: Path,
 
 
 def motion_maker(model: DemoModel, clips: dict[str, Clip], folder: Path, request: PageRequest,
-                 num_frames: int) -> Callable[[], Motion]:
+                 num_frames: int, limits: DemoLimits = DemoLimits()) -> Callable[[], Motion]:  # noqa: B008
     """What makes the flows for the chosen source (checked now, run after the caption check)."""
     flow_size, geometry = model.pipe.flow_size, model.pipe.frame_geometry
     if request.source == MOTION_SOURCES[0]:
@@ -287,8 +288,14 @@ def motion_maker(model: DemoModel, clips: dict[str, Clip], folder: Path, request
     if request.source == MOTION_SOURCES[1]:
         if not request.upload:
             raise DemoInputError("upload a driving video (or choose another motion source)")
+        check_upload_size(request.upload, limits)
         kept = keep_upload(request.upload, folder)
-        return lambda: motion_from_video(kept, flow_size, num_frames, geometry)
+
+        def from_upload() -> Motion:
+            check_decoded_size(kept, limits)  # before its frames are read (demo/limits.py)
+            return motion_from_video(kept, flow_size, num_frames, geometry)
+
+        return from_upload
     if request.source == MOTION_SOURCES[2]:
         return lambda: motion_from_formula(request.formula or "", flow_size, num_frames, model.frame_size)
     raise DemoInputError(f"unknown motion source {request.source!r}; choose one of {', '.join(MOTION_SOURCES)}")

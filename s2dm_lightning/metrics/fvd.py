@@ -8,6 +8,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from s2dm_lightning.io import atomic_torch_save
 from s2dm_lightning.metrics.base import VideoFeatureMetric
 from s2dm_lightning.metrics.functional import frechet_distance, mean_cov_from_sums
 from s2dm_lightning.metrics.i3d import I3D_NUM_CLASSES
@@ -172,7 +173,7 @@ class FrechetVideoDistance(VideoFeatureMetric):
         self._computed = None
 
     def save_real_statistics(self, path: str | os.PathLike, metadata: dict | None = None) -> None:
-        """Save the real statistics to ``path`` (``torch.save`` of a dict of tensors and plain values).
+        """Save the real statistics to ``path`` (``torch.save`` of a dict of tensors and plain values, atomically).
 
         Args:
             path: destination file.
@@ -187,8 +188,7 @@ class FrechetVideoDistance(VideoFeatureMetric):
             "feature_dim": self.feature_dim,
             "metadata": dict(metadata or {}),
         }
-        os.makedirs(os.path.dirname(os.fspath(path)) or ".", exist_ok=True)
-        torch.save(payload, path)
+        atomic_torch_save(path, payload)
 
     def load_real_statistics(self, path: str | os.PathLike) -> dict:
         """Load statistics written by :meth:`save_real_statistics` and use them as the real side.

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 from torchmetrics.utilities import dim_zero_cat
 
+from s2dm_lightning.io import atomic_torch_save
 from s2dm_lightning.metrics.base import VideoFeatureMetric
 from s2dm_lightning.metrics.functional import kernel_distance
 from s2dm_lightning.safe_load import load_torch_data
@@ -125,9 +126,8 @@ class KernelVideoDistance(VideoFeatureMetric):
         self._computed = None
 
     def save_real_features(self, path: str | os.PathLike, metadata: dict | None = None) -> None:
-        """Save the real features to ``path`` (with plain-value ``metadata``)."""
-        os.makedirs(os.path.dirname(os.fspath(path)) or ".", exist_ok=True)
-        torch.save({"features": self.real_features_tensor().cpu(), "metadata": dict(metadata or {})}, path)
+        """Save the real features to ``path`` (with plain-value ``metadata``), atomically."""
+        atomic_torch_save(path, {"features": self.real_features_tensor().cpu(), "metadata": dict(metadata or {})})
 
     def load_real_features(self, path: str | os.PathLike) -> dict:
         """Load features written by :meth:`save_real_features` as the real side; returns the metadata."""

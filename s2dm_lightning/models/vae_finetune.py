@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from diffusers import AutoencoderKL
 from lightning.pytorch.utilities import rank_zero_only
 
+from s2dm_lightning.io import atomic_folder
 from s2dm_lightning.models.diffusion_module import training_generator
 from s2dm_lightning.models.pretrained import load_vae
 
@@ -129,9 +130,11 @@ class VAEFineTune(L.LightningModule):
         return Path(root) / "vae"
 
     def save_pretrained(self, folder: str | Path | None = None) -> Path:
-        """Write the VAE as an AutoencoderKL folder (config.json + safetensors)."""
+        """Write the VAE as an AutoencoderKL folder (config.json + safetensors), replaced as a whole atomically
+        (a temporary folder beside it, then a rename: a full disk leaves the old folder or none)."""
         folder = Path(folder) if folder is not None else self.output_folder()
-        self.vae.save_pretrained(folder)
+        with atomic_folder(folder) as staging:
+            self.vae.save_pretrained(staging)
         return folder
 
     def on_fit_end(self) -> None:

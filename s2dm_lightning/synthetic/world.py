@@ -40,6 +40,7 @@ import cv2
 import numpy as np
 
 from s2dm_lightning.io import atomic_folder
+from s2dm_lightning.run_lock import folder_lock
 from s2dm_lightning.synthetic.disocclusion import (
     disocclusion_caption,
     render_disocclusion_video,
@@ -157,7 +158,10 @@ def _write_dataset(
             world, color, shape, motion, frames_per_video, image_size, video_rng
         )
         for frame_index, frame in enumerate(video):
-            cv2.imwrite(str(folder / f"frame_{frame_index:04d}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+            frame_path = folder / f"frame_{frame_index:04d}.png"
+            # cv2.imwrite reports a failed write (a full disk) only by returning False
+            if not cv2.imwrite(str(frame_path), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)):
+                raise OSError(f"could not write {frame_path} (a full disk or a file-size limit?)")
         if conditions is not None:
             np.savez_compressed(target / GROUND_TRUTH_FOLDER / f"{video_id}.npz", conditions=conditions)
         split = "test" if (color, shape, motion) in test_combos else "train"
@@ -239,9 +243,24 @@ def generate_synthetic_dataset(
             f"'{root}' exists and is not empty but holds no metadata.csv; refusing to write the synthetic "
             "dataset into it (choose another data.root, or remove the folder)"
         )
-    with atomic_folder(root) as staging:
-        _write_dataset(staging, num_videos, frames_per_video, image_size, seed, world)
-        (staging / "generation.json").write_text(json.dumps(settings, indent=2) + "\n")
+    # Two processes generating at once (two fits or preprocesses on a new root) would each rename a world
+    # onto root, giving its files new mtimes, which stale a flow cache made from the first: the second waits
+    # for the first, then finds the dataset written.
+    new_root = not root.exists()
+    with folder_lock(root, "synthetic dataset", wait=True):  # (the lock creates root)
+        if (root / "metadata.csv").exists() and not overwrite:
+            _warn_if_different(root, settings)
+            return root
+        # The staging folder is renamed onto root only once every file in it is written: its files need no
+        # atomic writes of their own (a full disk or a kill leaves no dataset at root, and no metadata.csv).
+        try:
+            with atomic_folder(root) as staging:
+                _write_dataset(staging, num_videos, frames_per_video, image_size, seed, world)
+                (staging / "generation.json").write_text(json.dumps(settings, indent=2) + "\n")
+        except BaseException:
+            if new_root and root.is_dir() and not any(root.iterdir()):
+                root.rmdir()  # as it was: no folder (only the lock file beside it, see run_lock)
+            raise
     return root
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import replace
 
 import pytest
@@ -100,3 +101,18 @@ def test_a_video_that_cannot_be_encoded_is_named_and_training_stops(tiny_sd, tmp
     with pytest.raises(RuntimeError, match=r"no latents for 1 training video\(s\) \(gone\)"):
         model.prepare_latent_cache(datamodule)  # training: stop before the first step, naming the video
     assert f"latent preprocessing: 0 computed, {len(records) - 1} already cached, 1 failed" in capsys.readouterr().out
+
+
+def test_filling_waits_for_another_process_that_holds_the_latent_cache(tiny_sd, tmp_path, synthetic_root, capfd):
+    from tests.test_run_lock import held_in_another_process
+
+    model = _model(tiny_sd, tmp_path)
+    datamodule = _datamodule(synthetic_root)
+    with held_in_another_process(tmp_path / "latents", "latent cache", 3) as holder:
+        started = time.monotonic()
+        model.prepare_latent_cache(datamodule)
+        waited = time.monotonic() - started
+    out, err = capfd.readouterr()
+    assert f"waiting for pid {holder.pid} on " in err and f"which uses latent cache {tmp_path / 'latents'}" in err
+    assert waited > 1.5, "the cache was filled while the other process held it (it holds it 3 s)"
+    assert "latent preprocessing: 5 computed, 0 already cached, 0 failed" in out

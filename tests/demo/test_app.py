@@ -107,3 +107,35 @@ def test_a_non_video_upload_shows_an_error_in_the_page_and_the_app_keeps_serving
             if clear.count():  # the next file replaces this one
                 clear.first.click()
     assert "Traceback" not in (tmp_path / "server.log").read_text(), "a bad upload is not a server error"
+
+
+def test_an_upload_past_the_limits_shows_the_limit_in_the_page(demo_files, tmp_path):
+    """A few-KB file that decodes to 16 megapixels, against --max_decoded_megapixels=10; then a file over
+    --max_upload_mb, which Gradio's page refuses before uploading it (its own message)."""
+    require_browser()
+    bomb = write_mp4(tmp_path / "bomb.mp4", np.full((60, 512, 512, 3), 90, np.uint8))
+    big = write_mp4(tmp_path / "big.mp4", np.random.default_rng(0).integers(0, 255, (8, 128, 128, 3), np.uint8))
+    assert bomb.stat().st_size < 40_000 and big.stat().st_size > 20_000
+    args = ["--config", str(demo_files["config"]), "--ckpt_path", str(demo_files["ckpt"]),
+            f"--output_dir={demo_files['output']}", "--max_decoded_megapixels=10", "--max_upload_mb=0.02"]
+    with demo_server(args, tmp_path / "server.log") as url, browser_page(tmp_path / "chromium", []) as page:
+        page.goto(url)
+        page.wait_for_selector("#generate")
+        assert "up to 0.02 MB, 10 megapixels decoded" in page.inner_text("#upload")
+        page.check("#motion-source input[value='upload a video']")
+        page.fill("#caption textarea, #caption input", "a red square moves up")
+        page.set_input_files("#upload input[type=file]", str(bomb))
+        page.wait_for_timeout(1000)
+        page.click("#generate")
+        expected = "'bomb.mp4' is 16 megapixels by its header (60 frames of 512 x 512)"
+        page.wait_for_function("t => document.querySelector('#status').innerText.includes(t)", arg=expected,
+                               timeout=120_000)
+        assert "--max_decoded_megapixels" in status_text(page)
+        clear = page.locator("#upload button[aria-label='Clear']")
+        if clear.count():
+            clear.first.click()
+        page.set_input_files("#upload input[type=file]", str(big))
+        page.wait_for_function("() => document.body.innerText.includes('exceed the maximum allowed size')",
+                               timeout=60_000)  # Gradio's words ("File(s) exceed the maximum allowed size of ...")
+    log = (tmp_path / "server.log").read_text()
+    assert "Traceback" not in log and "demo: serving 127.0.0.1 only" in log

@@ -3,6 +3,8 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import subprocess
+import sys
 
 import cv2
 import numpy as np
@@ -101,7 +103,8 @@ def test_atomic_and_idempotent(tmp_path, monkeypatch):
     monkeypatch.setattr(synthetic, "_write_dataset", interrupted)
     with pytest.raises(KeyboardInterrupt):
         generate_synthetic_dataset(root, num_videos=4, frames_per_video=2, image_size=8)
-    assert list(tmp_path.iterdir()) == []  # neither a half dataset nor a staging folder
+    # neither a half dataset nor a staging folder; only the generation's lock file (run_lock.py) beside it
+    assert [p.name for p in tmp_path.iterdir()] == [".ds.lock"]
     monkeypatch.undo()
 
     generate_synthetic_dataset(root, num_videos=4, frames_per_video=2, image_size=8)
@@ -112,7 +115,7 @@ def test_atomic_and_idempotent(tmp_path, monkeypatch):
         generate_synthetic_dataset(root, num_videos=5, frames_per_video=2, image_size=8)
     generate_synthetic_dataset(root, num_videos=5, frames_per_video=2, image_size=8, overwrite=True)
     assert len(_rows(root)) == 5
-    assert [p.name for p in tmp_path.iterdir()] == ["ds"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".ds.lock", "ds"]  # no staging folder left
 
 
 def _dataset_digest(root) -> str:
@@ -165,3 +168,23 @@ def test_a_root_of_the_other_world_is_an_error(tmp_path):
     with pytest.raises(ValueError, match="world must be one of 'default', 'disocclusion', 'textured'; got 'moving'"):
         generate_synthetic_dataset(tmp_path / "bad", world="moving", **kwargs)
     assert not (tmp_path / "bad").exists()
+
+
+def test_two_processes_generating_one_world_at_once_write_it_once(tmp_path):
+    """Unlocked, the second renamed its own copy onto the first: new files (new mtimes) under a flow cache made
+    from the first, which then went stale and was recomputed. Now the second waits and keeps the first's files."""
+    from tests.test_resume import ENV, REPO
+
+    root = tmp_path / "ds"
+    script = ("import sys\nfrom s2dm_lightning.synthetic import generate_synthetic_dataset\n"
+              f"root = generate_synthetic_dataset({str(root)!r}, num_videos=4, frames_per_video=8, image_size=32)\n"
+              "print((root / 'videos/video_0000/frame_0000.png').stat().st_ino, "
+              "(root / 'metadata.csv').stat().st_mtime_ns)\n")
+    runs = [subprocess.Popen([sys.executable, "-c", script], cwd=REPO, env=ENV, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    results = [run.communicate(timeout=300) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], [err[-2000:] for _, err in results]
+    seen = {out.strip() for out, _ in results}
+    assert len(seen) == 1, f"the two processes saw different files (one rewrote the world): {seen}"
+    assert seen == {f"{(root / 'videos/video_0000/frame_0000.png').stat().st_ino} "
+                    f"{(root / 'metadata.csv').stat().st_mtime_ns}"}
