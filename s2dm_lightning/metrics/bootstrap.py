@@ -70,7 +70,7 @@ class _Resampler:
 
     def fvd(self, real_counts: torch.Tensor, fake_counts: torch.Tensor) -> torch.Tensor:
         values = []
-        for w_r, w_f in zip(real_counts, fake_counts):
+        for w_r, w_f in zip(real_counts, fake_counts, strict=True):
             values.append(frechet_distance(*weighted_statistics(self.real, w_r), *weighted_statistics(self.fake, w_f)))
         return torch.stack(values)
 
