@@ -119,15 +119,16 @@ def _full_disk_or_size_limit(folder: Path, size: int, error: BaseException | Non
     libraries that write by path report these in their own words (torch.save: "[enforce fail at
     inline_container.cc] unexpected pos"; an ffmpeg child killed by SIGXFSZ: a broken pipe). Only write-like
     failures are looked at: a TypeError, or a missing or forbidden file, keeps its own meaning."""
+    # safetensors (Rust) writes through a temporary file of its own, gone by now, and raises its own exception
+    # type: "... File too large (os error 27)"
+    stated = re.search(r"\(os error (\d+)\)", str(error)) if error is not None else None
+    if stated and int(stated.group(1)) in (errno.EFBIG, errno.ENOSPC, errno.EDQUOT):
+        return int(stated.group(1))
     if not isinstance(error, (OSError, RuntimeError)) or getattr(error, "errno", None) not in _WRITE_ERRNOS:
         return None
     soft, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
     if soft != resource.RLIM_INFINITY and size >= soft:
         return errno.EFBIG
-    # safetensors (Rust) writes through a temporary file of its own, gone by now: "... File too large (os error 27)"
-    stated = re.search(r"\(os error (\d+)\)", str(error)) if error is not None else None
-    if stated and int(stated.group(1)) in (errno.EFBIG, errno.ENOSPC, errno.EDQUOT):
-        return int(stated.group(1))
     try:
         disk = os.statvfs(folder)
     except OSError:
