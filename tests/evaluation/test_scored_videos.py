@@ -106,3 +106,18 @@ def test_test_step_returns_the_items_videos_resized_as_the_data(tmp_path, geomet
     expected = torch.stack([frames_to_tensor(videos[i][:4], 8, geometry) for i in (2, 0)])
     torch.testing.assert_close(out["videos"], expected, rtol=0, atol=0)
     assert out["file"] == [str(tmp_path / "2.gif"), str(tmp_path / "0.gif")]
+
+
+def test_mp4_and_webm_read_at_their_size(tmp_path):
+    import imageio.v2 as imageio
+
+    frames = _levels(frames=5, size=16)
+    write_mp4(tmp_path / "v.mp4", frames)
+    writer = imageio.get_writer(tmp_path / "v.webm", format="FFMPEG", fps=8, codec="libvpx-vp9", macro_block_size=1,
+                                ffmpeg_log_level="error")
+    for frame in frames:
+        writer.append_data(frame)
+    writer.close()
+    for name in ("v.mp4", "v.webm"):  # lossy codecs: the shape, not the levels
+        assert read_scored_video(tmp_path / name).shape == (5, 16, 16, 3), name
+    check_lengths([ScoredVideo(tmp_path / "v.mp4"), ScoredVideo(tmp_path / "v.webm")], 5)
