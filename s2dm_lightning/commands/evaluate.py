@@ -21,7 +21,9 @@ from s2dm_lightning.evaluation.scored_videos import (
     ScoredVideos,
     assign_to_items,
     check_lengths,
+    item_keys,
     list_scored_videos,
+    matching_key,
     provenance,
 )
 
@@ -110,8 +112,9 @@ def main(argv: list[str]) -> None:
     datamodule = cli.datamodule
     num_frames, resolution = int(datamodule.num_frames), int(datamodule.resolution)
     check_lengths(videos, num_frames)
-    needs_ids = any(video.video_id is not None for video in videos)
-    assigned = assign_to_items(videos, _test_video_ids(datamodule, len(videos)) if needs_ids else None)
+    labelled = matching_key(videos[0]) is not None
+    item_ids = _test_video_ids(datamodule, len(videos)) if labelled else None
+    assigned = assign_to_items(videos, item_keys(videos, item_ids, getattr(datamodule, "video_groups", None)))
     model = ScoredVideos(assigned, num_frames, resolution, getattr(datamodule, "frame_geometry", "crop"))
     metrics.backbone  # noqa: B018 - without weights: stop before reading the data
     metrics.n_runs, metrics.run_config = 1, cli._config_dict()

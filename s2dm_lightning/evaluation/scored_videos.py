@@ -17,8 +17,10 @@ Which file is which video (docs/evaluation.md, "Scoring another method's videos"
   and ``subject``.
 
 With a ``video_id`` every file is scored for that test video's condition: the k-th test item of the video
-gets its k-th file (natural order). ``class``/``subject`` are carried into ``test_step``'s output (for the
-per-class and per-subject scores) and the report.
+gets its k-th file (natural order). With ``class``/``subject`` (and a data module that knows each test
+video's, ``video_groups``) the files go to the items of their class and subject in the same way, so the
+per-class and per-subject FVDs, which read each item's groups, see each file in its own group; without
+``video_groups`` the labels are only carried into ``test_step``'s output and the report.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import csv
 import hashlib
 import re
 from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -187,39 +190,81 @@ def check_lengths(videos: list[ScoredVideo], num_frames: int) -> None:
                                    f"data.num_frames={num_frames}")
 
 
-def assign_to_items(videos: list[ScoredVideo], item_video_ids: list[str] | None) -> list[ScoredVideo]:
-    """The video scored at each position of the test items: in listing order, or, when the videos carry a
-    ``video_id``, the k-th item of each test video gets the k-th file mapped to it.
+def matching_key(video: ScoredVideo) -> str | None:
+    """What a file is matched to test items by: its ``video_id``, else its class and/or subject
+    (``"class=happy subject=s01"``), else None (any item)."""
+    if video.video_id is not None:
+        return str(video.video_id)
+    labels = [f"{name}={value}" for name, value in (("class", video.label_class), ("subject", video.subject))
+              if value is not None]
+    return " ".join(labels) or None
+
+
+def item_keys(videos: list[ScoredVideo], item_video_ids: list[str] | None,
+              video_groups: Callable[[str], Mapping[str, Any]] | None) -> list[str] | None:
+    """The key (:func:`matching_key`) of every test item, for the kind of labels ``videos`` carry.
+
+    Args:
+        videos: the listing.
+        item_video_ids: the test video of each item (the test split cycled to ``len(videos)``), None if unknown.
+        video_groups: the data module's ``video_groups(video_id) -> {"class", "subject"}`` (MUG, UTD-MHAD), or None.
+
+    Returns:
+        None when the videos carry no labels, or only class/subject and the data module has no ``video_groups``
+        (then the labels are only recorded: the order is the listing's).
+    """
+    first = videos[0]
+    if first.video_id is not None:
+        if item_video_ids is None:
+            raise ScoredVideoError("a video_id mapping needs a data module that lists its test videos "
+                                   "(s2dm_lightning.data.VideoDataModule)")
+        return list(item_video_ids)
+    if matching_key(first) is None or video_groups is None or item_video_ids is None:
+        return None
+    keys = []
+    for video_id in item_video_ids:
+        groups = video_groups(video_id)
+        keys.append(matching_key(ScoredVideo(first.path, None, None if first.label_class is None else
+                                             str(groups["class"]), None if first.subject is None else
+                                             str(groups["subject"]))))
+    return keys
+
+
+def assign_to_items(videos: list[ScoredVideo], keys: list[str] | None) -> list[ScoredVideo]:
+    """The video scored at each test item: in listing order without ``keys``; else the k-th item of each key
+    (test video, or class/subject) gets the k-th file of that key (:func:`matching_key`), so that each file
+    is scored for a condition it was made for.
 
     Args:
         videos: the listing (its length is the number of items).
-        item_video_ids: the test video of each item (the test split cycled to ``len(videos)``); None when the
-            data module cannot say (then no video may carry a ``video_id``).
+        keys: the key of each item (:func:`item_keys`), or None.
     """
-    if all(v.video_id is None for v in videos):
+    if keys is None:
         return list(videos)
-    if item_video_ids is None:
-        raise ScoredVideoError("a video_id mapping needs a data module that lists its test videos "
-                               "(s2dm_lightning.data.VideoDataModule)")
-    missing = next((v for v in videos if v.video_id is None), None)
-    if missing is not None:
-        raise ScoredVideoError(f"{missing.path.name} has no video_id while other videos have one")
-    by_id: dict[str, list[ScoredVideo]] = {}
+    kinds = {matching_key(v) is None or v.video_id is not None for v in videos}
+    unkeyed = next((v for v in videos if matching_key(v) is None), None)
+    if unkeyed is not None or len(kinds) > 1:
+        raise ScoredVideoError(f"{(unkeyed or videos[0]).path.name}: give every video the same kind of label "
+                               "(a video_id, or a class and subject)")
+    by_key: dict[str, list[ScoredVideo]] = {}
     for video in videos:
-        by_id.setdefault(str(video.video_id), []).append(video)
-    needed = Counter(item_video_ids)
-    for video_id, files in by_id.items():
-        if video_id not in needed:
-            raise ScoredVideoError(f"video_id {video_id!r} ({files[0].path.name}) is not a video of the test split")
-        if len(files) != needed[video_id]:
-            raise ScoredVideoError(f"video_id {video_id!r} has {len(files)} file(s) but {needed[video_id]} test "
-                                   f"item(s) among the {len(videos)} scored videos: give every test video the "
-                                   "same number of files")
+        by_key.setdefault(str(matching_key(video)), []).append(video)
+    needed = Counter(keys)
+    for key, files in by_key.items():
+        what = f"video_id {key!r}" if files[0].video_id is not None else repr(key)
+        if key not in needed:
+            raise ScoredVideoError(f"{what} ({files[0].path.name}) is not "
+                                   f"{'a video' if files[0].video_id is not None else 'a group'} of the test split")
+        if len(files) != needed[key]:
+            raise ScoredVideoError(f"{what} has {len(files)} file(s) but {needed[key]} test item(s) among the "
+                                   f"{len(videos)} scored videos: give every test video the same number of files")
     taken = Counter[str]()
     assigned = []
-    for video_id in item_video_ids:
-        assigned.append(by_id[video_id][taken[video_id]])
-        taken[video_id] += 1
+    for key in keys:
+        if key not in by_key:
+            raise ScoredVideoError(f"no file for {key!r}, which {needed[key]} of the {len(videos)} test items have")
+        assigned.append(by_key[key][taken[key]])
+        taken[key] += 1
     return assigned
 
 

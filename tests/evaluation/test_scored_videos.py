@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -13,6 +15,7 @@ from s2dm_lightning.evaluation.scored_videos import (
     ScoredVideos,
     assign_to_items,
     check_lengths,
+    item_keys,
     list_scored_videos,
     provenance,
     read_scored_video,
@@ -77,13 +80,32 @@ def test_csv_mapping_with_class_and_subject(tmp_path):
 
 
 def test_video_ids_go_to_their_test_items():
-    files = [ScoredVideo(f"{vid}_{k}.gif", vid) for vid in ("x", "y") for k in (0, 1)]  # type: ignore[arg-type]
+    files = [ScoredVideo(Path(f"{vid}_{k}.gif"), vid) for vid in ("x", "y") for k in (0, 1)]
     items = ["x", "y", "x", "y"]  # 2 test videos cycled to 4 items
     assert [str(v.path) for v in assign_to_items(files, items)] == ["x_0.gif", "y_0.gif", "x_1.gif", "y_1.gif"]
     with pytest.raises(ScoredVideoError, match="'x' has 2 file.*but 3 test item"):
         assign_to_items(files, ["x", "y", "x", "x"])
-    unlabelled = [ScoredVideo("b.gif"), ScoredVideo("a.gif")]  # type: ignore[arg-type]
+    unlabelled = [ScoredVideo(Path("b.gif")), ScoredVideo(Path("a.gif"))]
     assert assign_to_items(unlabelled, None) == unlabelled
+    assert item_keys(unlabelled, ["x", "y"], None) is None
+    with pytest.raises(ScoredVideoError, match="give every video the same kind of label"):
+        assign_to_items([files[0], ScoredVideo(Path("c.gif"), label_class="happy")], ["x", "y"])
+
+
+def test_class_and_subject_go_to_items_of_their_group():
+    groups = {"m1": {"class": "happy", "subject": "s1"}, "m2": {"class": "sad", "subject": "s1"},
+              "m3": {"class": "happy", "subject": "s2"}}
+    files = [ScoredVideo(Path(f"{c}_{k}.gif"), label_class=c) for c in ("sad", "happy") for k in (0, 1)]
+    items = ["m1", "m2", "m3", "m2"]  # the test videos of 4 items: happy, sad, happy, sad
+    keys = item_keys(files, items, groups.__getitem__)
+    assert keys == ["class=happy", "class=sad", "class=happy", "class=sad"]
+    assert [str(v.path) for v in assign_to_items(files, keys)] == ["happy_0.gif", "sad_0.gif", "happy_1.gif",
+                                                                   "sad_1.gif"]
+    both = [ScoredVideo(Path(f"{k}.gif"), label_class="happy", subject=s) for k, s in enumerate(("s1", "s1", "s9"))]
+    with pytest.raises(ScoredVideoError, match="'class=happy subject=s9' .* is not a group of the test split"):
+        assign_to_items(both, item_keys(both, ["m1", "m3", "m1"], groups.__getitem__))
+    # without the data module's video_groups the labels are only recorded: listing order
+    assert item_keys(files, items, None) is None
 
 
 def test_too_short_and_unreadable_are_named(tmp_path):
