@@ -143,3 +143,15 @@ def test_mp4_and_webm_read_at_their_size(tmp_path):
     for name in ("v.mp4", "v.webm"):  # lossy codecs: the shape, not the levels
         assert read_scored_video(tmp_path / name).shape == (5, 16, 16, 3), name
     check_lengths([ScoredVideo(tmp_path / "v.mp4"), ScoredVideo(tmp_path / "v.webm")], 5)
+
+
+def test_a_frame_that_does_not_decode_is_named_in_test_step(tmp_path):
+    (tmp_path / "v").mkdir()
+    for i, frame in enumerate(_levels()):
+        write_png(tmp_path / "v" / f"{i}.png", frame)
+    whole = (tmp_path / "v" / "2.png").read_bytes()
+    (tmp_path / "v" / "2.png").write_bytes(whole[: len(whole) // 2])  # listed (counted), but cut short
+    check_lengths([ScoredVideo(tmp_path / "v")], 4)
+    module = ScoredVideos([ScoredVideo(tmp_path / "v")], num_frames=4, resolution=8)
+    with pytest.raises(ScoredVideoError, match=r"v/2\.png.*truncated PNG"):
+        module.test_step({"sample_index": torch.tensor([0])}, 0)
