@@ -27,6 +27,7 @@ from torch import nn
 
 from s2dm_lightning.data.datasets import CyclicDataset
 from s2dm_lightning.evaluation.clips import mp4_round_trip, real_dataset
+from s2dm_lightning.evaluation.conditional import conditional_fvds
 from s2dm_lightning.evaluation.distributed import (
     PositionedFeatures,
     PositionTracker,
@@ -43,7 +44,7 @@ from s2dm_lightning.evaluation.intervals import (
     real_side,
     run_intervals,
 )
-from s2dm_lightning.evaluation.protocol import protocol_report, resolve_protocol
+from s2dm_lightning.evaluation.protocol import check_data, protocol_report, resolve_protocol
 from s2dm_lightning.evaluation.real_stats import (
     RealStatistics,
     cache_file,
@@ -128,6 +129,8 @@ class VideoMetricsCallback(pl.Callback):
         bootstrap_resamples: resamples of the bootstrap interval of every ``test`` run's FVD and KVD (features
             resampled, nothing generated again; :mod:`s2dm_lightning.evaluation.intervals`); 0 = none.
         bootstrap_seed: seed of the bootstrap draws (the same seed and features give the same interval).
+        conditional: conditional FVDs beside FVD: ``class`` (cFVD) and/or ``subject`` (sFVD), FVD within each
+            group averaged (:mod:`s2dm_lightning.evaluation.conditional`); None: the preset's (``lfdm``: both).
     """
 
     def __init__(
@@ -160,12 +163,13 @@ class VideoMetricsCallback(pl.Callback):
         videomae_v2_weights: str | None = None,
         bootstrap_resamples: int = REPORT_RESAMPLES,
         bootstrap_seed: int = 0,
+        conditional: list[str] | None = None,
     ) -> None:
         super().__init__()
         self.protocol, self.protocol_overrides = resolve_protocol(
             protocol, num_generated=num_videos, num_real_clips=num_real_clips, real_split=real_split, frames=frames,
             frame_stride=frame_stride, real_seed=real_seed, resize_convention=resize_convention,
-            mp4_round_trip=mp4_round_trip)
+            mp4_round_trip=mp4_round_trip, conditional=conditional)
         if kvd_subsets < 1 or (kvd_subset_size is None and kvd_subsets != 1):
             raise ValueError("metrics.kvd_subsets must be >= 1, and > 1 only together with metrics.kvd_subset_size")
         if kvd_subset_size is not None and kvd_subset_size < 2:
@@ -344,6 +348,7 @@ class VideoMetricsCallback(pl.Callback):
             raise ValueError(f"the test set has {tracker.dataset_length} items; need >= 2 and >= the {world} ranks")
         dataset = loader.dataset.dataset if isinstance(loader.dataset, CyclicDataset) else loader.dataset
         started = utc_now()
+        check_data(self.protocol, trainer.datamodule)
         real_clips = real_dataset(self.protocol, trainer.datamodule, dataset)
         real, real_info = self._real_statistics(trainer, pl_module, real_clips, loader)
         self._check_kvd_size(real.num_samples, tracker.dataset_length)
@@ -383,6 +388,9 @@ class VideoMetricsCallback(pl.Callback):
         if trainer.is_global_zero:
             self._runs[state["run"]]["intervals"] = run_intervals(
                 state["real"].features, generated, self.metric_names(), self.bootstrap_resamples, self.bootstrap_seed)
+            self._runs[state["run"]].update(conditional_fvds(
+                self.protocol.conditional, trainer.datamodule, state["real_clips"], state["dataset"],
+                state["real"].features, generated, self.backbone.metric_suffix))
             recover_earlier_runs(path, state["run"], self.backbone.kind, self._runs)
             state["real_side"] = keep_features(path, state["run"], state["real"].features, generated, self._generated,
                                                real_side(state["real"].features, self.backbone, self.protocol.name))

@@ -9,6 +9,7 @@ from typing import Any
 
 import lightning.pytorch as pl
 
+from s2dm_lightning.evaluation.conditional import CONDITIONAL_NAMES
 from s2dm_lightning.evaluation.intervals import features_path
 from s2dm_lightning.evaluation.report import (
     S2DM_SEED_RULE,
@@ -34,8 +35,12 @@ def build_test_report(callback: Any, trainer: pl.Trainer, pl_module: pl.Lightnin
     dataset, real, backbone = state["dataset"], state["real"], callback.backbone
     hparams = getattr(pl_module, "hparams", {}) or {}
     config = callback.run_config or {}
+    conditional = [CONDITIONAL_NAMES[group] + backbone.metric_suffix for group in callback.protocol.conditional]
     return {
         "metrics": {name: summary[name]["mean"] for name in names},
+        # cFVD / sFVD: the mean over runs of each run's average over groups (runs[k][name] has every group)
+        "conditional_metrics": {name: summarize_runs([{name: run[name]["value"]} for run in runs], [name])[name]
+                                for name in conditional},
         "metrics_std_over_runs": {name: summary[name]["std"] for name in names},
         "is_fvd": backbone.is_fvd,
         "n_runs": callback.n_runs,
