@@ -13,12 +13,11 @@ from s2dm_lightning.evaluation.intervals import (
     RealSideMismatchError,
     compare_reports,
     features_path,
-    save_features,
     tensor_sha256,
 )
 from s2dm_lightning.metrics.functional import frechet_distance_from_features
 from tests.bad_input.cli import run_cli
-from tests.evaluation.helpers import ClipDataModule, FakeGenerator, cpu_trainer
+from tests.evaluation.helpers import ClipDataModule, FakeGenerator, cpu_trainer, write_constructed_report
 
 F64 = torch.float64
 
@@ -67,17 +66,6 @@ def test_zero_resamples_turn_the_intervals_off_and_one_is_refused(tmp_path):
     assert report["runs"][0]["intervals"] is None and report["bootstrap"]["num_resamples"] == 0
     with pytest.raises(ValueError, match="metrics.bootstrap_resamples"):
         VideoMetricsCallback(bootstrap_resamples=1)
-
-
-def write_constructed_report(folder, real, generated, side_changes=None):
-    """A report and its features file holding the given (constructed) features."""
-    side = {"feature_network": {"kind": "custom", "sha256": "abc"}, "real_features_sha256": tensor_sha256(real),
-            "preset": "s2dm", "num_real_videos": len(real), **(side_changes or {})}
-    folder.mkdir(parents=True)
-    report = folder / "evaluation_report.json"
-    save_features(features_path(report), real, {0: generated}, side)
-    report.write_text(json.dumps({"real_side": side, "generated_features": {"file": features_path(report).name}}))
-    return report
 
 
 def gaussian(n, shift, seed, d=3):
