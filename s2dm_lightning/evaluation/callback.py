@@ -130,7 +130,8 @@ class VideoMetricsCallback(pl.Callback):
             resampled, nothing generated again; :mod:`s2dm_lightning.evaluation.intervals`); 0 = none.
         bootstrap_seed: seed of the bootstrap draws (the same seed and features give the same interval).
         conditional: conditional FVDs beside FVD: ``class`` (cFVD) and/or ``subject`` (sFVD), FVD within each
-            group averaged (:mod:`s2dm_lightning.evaluation.conditional`); None: the preset's (``lfdm``: both).
+            group averaged (:mod:`s2dm_lightning.evaluation.conditional`), under any preset; None: the preset's
+            (``lfdm``: both, others: none).
     """
 
     def __init__(

@@ -28,8 +28,9 @@ to mp4). ``metrics.protocol`` names a preset, each following a source:
 
 A named preset fixes the knobs that define it (``real_split``, ``frames``, ``frame_stride``,
 ``resize_convention``); setting one to another value is refused, naming the key (use ``custom``). The counts
-(``num_videos``, ``num_real_clips``, ``--n_runs``), ``real_seed`` and ``mp4_round_trip`` may be changed under
-any preset; the report lists them as ``overrides`` of the preset.
+(``num_videos``, ``num_real_clips``, ``--n_runs``), ``real_seed``, ``mp4_round_trip`` and ``conditional`` (the
+cFVD / sFVD groups; they do not change FVD) may be changed under any preset; the report lists them as
+``overrides`` of the preset.
 """
 
 from __future__ import annotations
@@ -128,7 +129,7 @@ SOURCES: dict[str, str] = {
 }
 
 #: Knobs a named preset fixes; set them under ``custom``.
-FIXED_KNOBS = ("real_split", "frames", "frame_stride", "resize_convention", "conditional", "data")
+FIXED_KNOBS = ("real_split", "frames", "frame_stride", "resize_convention", "data")
 
 
 def resolve_protocol(name: str, **knobs: Any) -> tuple[EvaluationProtocol, dict[str, Any]]:

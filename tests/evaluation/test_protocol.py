@@ -66,15 +66,15 @@ def test_lfdm_preset_fixes_its_frames_conditional_fvds_and_data():
     assert dict(lfdm.data) == {"num_frames": 40, "resolution": 128, "frame_geometry": "pad", "split": "lfdm"}
     assert overrides == {} and not lfdm.is_s2dm_real_set
     assert "datasets_mug.py lines 124-126" in protocol_report(lfdm, overrides)["source"]
-    for key, value in (("frames", "spread"), ("conditional", ["class"])):
-        with pytest.raises(ValueError, match=f"metrics.{key}=.*conflicts with metrics.protocol='lfdm'"):
-            resolve_protocol("lfdm", **{key: value})
-    # the counts stay free, as under every preset
+    with pytest.raises(ValueError, match="metrics.frames='spread' conflicts with metrics.protocol='lfdm'"):
+        resolve_protocol("lfdm", frames="spread")
+    # the counts and the conditional groups stay free, as under every preset (listed as overrides)
     assert resolve_protocol("lfdm", num_generated=2048)[0].num_generated == 2048
+    assert resolve_protocol("lfdm", conditional=["class"])[1] == {"conditional": ("class",)}
 
 
-def test_conditional_fvds_under_custom_and_unknown_groups():
-    protocol, overrides = resolve_protocol("custom", conditional=["subject"])
+def test_conditional_fvds_under_any_preset_and_unknown_groups():
+    protocol, overrides = resolve_protocol("s2dm", conditional=["subject"])
     assert protocol.conditional == ("subject",) and overrides == {"conditional": ("subject",)}
     with pytest.raises(ValueError, match="metrics.conditional"):
         resolve_protocol("custom", conditional=["colour"])
