@@ -35,7 +35,8 @@ from s2dm_lightning.safe_load import load_safetensors
 FEATURES_SUFFIX = ".features.safetensors"
 #: What two reports must share to be compared (the keys of the report's ``real_side``).
 REAL_SIDE_KEYS = ("feature_network", "real_features_sha256", "preset")
-#: The default resamples of a ``test`` report (each costs one FVD of d x d matrices: ~10 s for 200 at d = 400).
+#: The default resamples of a ``test`` report (each costs an FVD of d x d matrices: 200 at d = 400 took 11 s with
+#: 84 real and 2048 generated clips, 25 s with 2048 of each, on one CPU thread).
 REPORT_RESAMPLES = 200
 KVD_NOTE = ("the interval's KVD is the full-set unbiased MMD^2 (the report's KVD when metrics.kvd_subset_size is "
             "null; with subsets the interval is of the full-set value, its 'estimate')")
