@@ -395,8 +395,8 @@ class VideoMetricsCallback(pl.Callback):
             recover_earlier_runs(path, state["run"], self.backbone.kind, self._runs)
             state["real_side"] = keep_features(path, state["run"], state["real"].features, generated, self._generated,
                                                real_side(state["real"].features, self.backbone, self.protocol.name))
-            self.last_report_path = path
-            write_report(path, self.backbone.notice, self._report_body(trainer, pl_module, state))
+            state["report_path"] = path
+            self.last_report_path = write_report(path, self.backbone.notice, self._report_body(trainer, pl_module, state))
             summary = ", ".join(f"{name} = {values[name]:.4g}" for name in self.metric_names())
             rank_zero_info(f"{self.backbone.notice}\nRun {state['run']}: {summary}. Report: {path}")
 

@@ -53,7 +53,7 @@ def build_test_report(callback: Any, trainer: pl.Trainer, pl_module: pl.Lightnin
         "bootstrap": {"num_resamples": callback.bootstrap_resamples, "seed": callback.bootstrap_seed,
                       "confidence": 0.95, "where": "runs[k].intervals: per metric estimate, low, high, std over "
                                                    "the resamples (null when num_resamples is 0)"},
-        "generated_features": {"file": features_path(callback.last_report_path).name,
+        "generated_features": {"file": features_path(state["report_path"]).name,
                                "runs": sorted(callback._generated),
                                "content": "safetensors: real (n, d) and generated_run<k> (m, d), float64"},
         "seeds": {
