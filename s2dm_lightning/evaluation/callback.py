@@ -6,7 +6,9 @@ items, see ``data.num_test_videos``). The real side is every test clip once, ext
 first batch (tqdm progress) or loaded from the cache. Padded duplicates of Lightning's
 DistributedSampler are dropped, so the result does not depend on the number of processes. After
 each test epoch the metrics are logged as ``test/fvd`` and ``test/kvd`` (``..._untrained_i3d`` or
-``..._<suffix>`` for other networks) and the report is rewritten with every run done so far.
+``..._<suffix>`` for other networks) and the report is rewritten with every run done so far, each run with the
+bootstrap interval of its numbers, its generated features beside the report for ``compare``
+(:mod:`.intervals`) and, when asked, cFVD / sFVD (:mod:`.conditional`).
 
 Fit: with ``val_every_n_rounds`` the callback samples ``val_num_videos`` validation videos with
 ``pl_module.sample_videos(batch, generator)`` in every n-th validation round (inside the validation
