@@ -52,6 +52,8 @@ SUBCOMMANDS: dict[str, Subcommand] = {
                                        "(--config ... --videos DIR [--mapping CSV | --pattern REGEX])."),
     "export": Subcommand("export", "Write a trained model as a self-contained folder: "
                                    "--config ... --ckpt_path CKPT|last --output_dir DIR."),
+    "compare": Subcommand("compare", "The bootstrap interval of FVD(A) - FVD(B) of two test reports on one real side "
+                                     "(A/evaluation_report.json B/evaluation_report.json)."),
     "demo": Subcommand("demo", "A web page (Gradio, the demo extra) to generate videos: --config ... --ckpt_path CKPT."),
 }
 
