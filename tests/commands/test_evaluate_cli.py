@@ -67,6 +67,14 @@ def test_evaluate_of_predicted_gifs_gives_tests_numbers(predicted):
     # float rounding (measured: bit equal).
     for name in ("fvd_custom", "kvd_custom"):
         assert report["metrics"][name] == pytest.approx(test["metrics"][name], rel=1e-5, abs=1e-9), name
+    # test's bootstrap intervals and kept features come with it, so `compare` sets the two reports side by side
+    assert report["real_side"] == test["real_side"] and report["bootstrap"].keys() == test["bootstrap"].keys()
+    compared = predicted["tmp"] / "compared.json"
+    compare = run_cli("compare", str(predicted["tmp"] / "test_report.json"), str(predicted["tmp"] / "by_pattern.json"),
+                      "--paired", "--resamples=20", f"--output={compared}")
+    assert compare.returncode == 0, compare.stderr[-3000:]
+    difference = json.loads(compared.read_text())["fvd_difference"]
+    assert difference["estimate"] == pytest.approx(0, abs=1e-5 * test["metrics"]["fvd_custom"] + 1e-9)
     scored = report["scored_videos"]
     assert scored["num_videos"] == 2 and scored["selection"] == "pattern" and scored["formats"] == {".gif": 2}
     assert scored["folder"] == str(predicted["videos"].resolve())
