@@ -88,3 +88,16 @@ def test_requeue_signal_writes_hpc_checkpoint_requeues_and_the_same_command_resu
     assert int(final["averaging_state"]["n_averaged"]) == start_ema + MAX_STEPS - start_step, "the EMA continued"
     _assert_tensorboard_run_is_continuous(run, start_step)
     assert (tmp_path / "scontrol.log").read_text().split() == ["requeue", JOB_ID], "no second requeue"
+
+
+def test_the_documented_sbatch_script_requeues_and_reruns_the_tested_command():
+    """docs/train_slurm.sbatch is what the test above simulates: the requeue signal, the requeue flag, and an
+    srun of `fit ... --ckpt_path last` (the command that resumes from the hpc checkpoint)."""
+    script = (REPO / "docs" / "train_slurm.sbatch").read_text()
+    directives = {line.split()[1] for line in script.splitlines() if line.startswith("#SBATCH")}
+    assert {"--signal=SIGUSR1@90", "--requeue"} <= directives
+    command = script[script.index("\nsrun "):].replace("\\\n", " ").split()
+    assert command[:5] == ["srun", "python", "-m", "s2dm_lightning", "fit"]
+    assert command[command.index("--ckpt_path") + 1] == "last"
+    ntasks = next(d.split("=")[1] for d in directives if d.startswith("--ntasks-per-node="))
+    assert f"--trainer.devices={ntasks}" in command, "Lightning refuses devices != ntasks-per-node under SLURM"
