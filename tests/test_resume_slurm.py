@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.test_resume import (
     ENV,
@@ -49,6 +50,10 @@ def slurm_env(tmp_path: Path) -> dict[str, str]:
 @pytest.mark.slow
 def test_requeue_signal_writes_hpc_checkpoint_requeues_and_the_same_command_resumes_from_it(tmp_path):
     config = tiny_config(tmp_path)
+    settings = yaml.safe_load(config.read_text())
+    pacer = next(c for c in settings["trainer"]["callbacks"] if c["class_path"].endswith("StepPacer"))
+    pacer["init_args"] = {"pause": 1.0}  # time for the signal to land in the step it was sent after, on a busy machine
+    config.write_text(yaml.safe_dump(settings))
     env = slurm_env(tmp_path)
     command = _fit_args(config, "--ckpt_path", "last")  # what the sbatch script runs, first time and requeued
     first = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
@@ -67,17 +72,18 @@ def test_requeue_signal_writes_hpc_checkpoint_requeues_and_the_same_command_resu
 
     assert (tmp_path / "scontrol.log").read_text().split() == ["requeue", JOB_ID]
     hpc = tmp_path / "logs" / "hpc_ckpt_1.ckpt"  # Lightning writes it into default_root_dir
-    assert _state(hpc)["global_step"] == SIGNALLED_AT
+    signalled = _state(hpc)["global_step"]  # SIGNALLED_AT unless the signal was late: still before the next checkpoint
+    assert SIGNALLED_AT <= signalled < 2 * EVERY
     run = tmp_path / "logs/synthetic/version_0"
     assert max(_state(p)["global_step"] for p in (run / "checkpoints").glob("*.ckpt")) == EVERY, \
         "the interval checkpoints hold an older step: resuming from them would lose steps"
 
     resumed = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert f"resuming from {hpc} (global_step {SIGNALLED_AT})" in resumed.stderr, resumed.stderr[-3000:]
+    assert f"resuming from {hpc} (global_step {signalled})" in resumed.stderr, resumed.stderr[-3000:]
     start = next(line for line in resumed.stdout.splitlines() if line.startswith("start ")).split()
     start_step, start_ema = int(start[1]), int(start[3])
-    assert start_step == SIGNALLED_AT, "no step lost"
+    assert start_step == signalled, "no step lost"
     assert start_ema == int(_state(hpc)["averaging_state"]["n_averaged"]), "the EMA came back from the hpc file"
 
     assert sorted(p.name for p in run.parent.iterdir() if p.is_dir()) == ["version_0"], "one run folder"
