@@ -7,7 +7,14 @@ Lightning alone looks for ``last.ckpt`` only in the folder of the logger's *next
 short by a kill mid-write (Lightning does not write by rename) is skipped with a warning. The logger
 then continues that checkpoint's version folder, and TensorBoard hides the killed run's events past
 the checkpoint's step (``purge_step``); with no checkpoint at all, training starts from step 0 in the
-newest version folder (a run killed before its first checkpoint). See docs/resuming.md.
+newest version folder (a run killed before its first checkpoint).
+
+SLURM requeue: on the requeue signal Lightning writes ``hpc_ckpt_N.ckpt`` into ``default_root_dir``, outside
+the experiment's folders, and picks it up by itself only when ``ckpt_path`` is None (then logging to a new
+version folder). So ``last`` also counts the ``hpc_ckpt_*.ckpt`` of ``default_root_dir`` whose
+ModelCheckpoint state names one of this experiment's checkpoint folders (several experiments may share a
+``default_root_dir``): a requeued job re-running the same ``--ckpt_path last`` command resumes from the
+hpc checkpoint when it is the newest, in the version folder it was written from. See docs/resuming.md.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 
 VERSION_FOLDER = re.compile(r"version_(\d+)")
+HPC_PREFIX = "hpc_ckpt_"  # Lightning's name for the checkpoint of the SLURM requeue signal
 
 
 class IncompleteCheckpoint(ValueError):
@@ -38,6 +46,7 @@ class Checkpoint:
     path: Path
     global_step: int
     mtime: float
+    dirpath: Path | None = None  # the folder its run's ModelCheckpoint wrote to (None without one)
 
 
 def _say(message: str) -> None:
@@ -66,7 +75,16 @@ def read_checkpoint(path: Path) -> Checkpoint:
     step = data.get("global_step") if isinstance(data, dict) else None
     if not isinstance(step, int):
         raise ValueError("has no global_step (not a Lightning training checkpoint)")
-    return Checkpoint(path, step, os.path.getmtime(path))
+    return Checkpoint(path, step, os.path.getmtime(path), _model_checkpoint_dirpath(data))
+
+
+def _model_checkpoint_dirpath(data: dict) -> Path | None:
+    """The ``dirpath`` in the checkpoint's ModelCheckpoint state (its key is ``ModelCheckpoint{...}``)."""
+    callbacks = data.get("callbacks")
+    for key, state in (callbacks.items() if isinstance(callbacks, dict) else ()):
+        if str(key).startswith("ModelCheckpoint") and isinstance(state, dict) and state.get("dirpath"):
+            return Path(state["dirpath"])
+    return None
 
 
 def checkpoint_folders(trainer: Trainer) -> list[Path]:
@@ -90,9 +108,11 @@ def experiment_folder(trainer: Trainer) -> Path:
     return Path(logger.save_dir or trainer.default_root_dir) / str(logger.name or "")
 
 
-def newest_complete(folders: list[Path]) -> tuple[Checkpoint | None, list[tuple[Path, Exception]]]:
-    """The most recently written complete checkpoint (ties: the higher step), and the files skipped."""
-    complete: list[Checkpoint] = []
+def newest_complete(folders: list[Path], hpc: list[Checkpoint] | None = None,
+                    ) -> tuple[Checkpoint | None, list[tuple[Path, Exception]]]:
+    """The most recently written complete checkpoint of ``folders`` and ``hpc`` (complete hpc checkpoints of
+    this experiment, :func:`hpc_checkpoints`; ties: the higher step, then the folders' file), and the files skipped."""
+    complete: list[Checkpoint] = list(hpc or [])
     skipped: list[tuple[Path, Exception]] = []
     seen: set[Path] = set()
     for folder in folders:
@@ -107,7 +127,8 @@ def newest_complete(folders: list[Path]) -> tuple[Checkpoint | None, list[tuple[
                 complete.append(read_checkpoint(path))
             except (ValueError, OSError) as error:
                 skipped.append((path, error))
-    newest = max(complete, key=lambda c: (c.mtime, c.global_step), default=None)
+    newest = max(complete, key=lambda c: (c.mtime, c.global_step, not c.path.name.startswith(HPC_PREFIX)),
+                 default=None)
     # An older broken file is not what `last` would have meant: report only those newer than the choice.
     skipped = [(p, why) for p, why in skipped if newest is None or _mtime(p) >= newest.mtime]
     return newest, skipped
@@ -118,6 +139,36 @@ def _mtime(path: Path) -> float:
         return os.path.getmtime(path)
     except OSError:
         return float("inf")
+
+
+def hpc_checkpoints(trainer: Trainer) -> list[Checkpoint]:
+    """The complete ``hpc_ckpt_*.ckpt`` of ``default_root_dir`` written by this experiment: their
+    ModelCheckpoint wrote to one of its folders. Broken or foreign ones are left alone (and unreported:
+    Lightning's own hpc resume ignores them too when ``--ckpt_path last`` is given)."""
+    found = []
+    for path in sorted(Path(trainer.default_root_dir).glob(f"{HPC_PREFIX}*.ckpt")):
+        try:
+            checkpoint = read_checkpoint(path)
+        except (ValueError, OSError):
+            continue
+        if checkpoint.dirpath is not None and _written_by_this_experiment(trainer, checkpoint.dirpath):
+            found.append(checkpoint)
+    return found
+
+
+def _written_by_this_experiment(trainer: Trainer, dirpath: Path) -> bool:
+    """Whether ``dirpath`` (a checkpoint's ModelCheckpoint folder) is where this config's ModelCheckpoints
+    write: their own ``dirpath``, or a version folder's ``checkpoints/`` of the experiment (it may not
+    exist yet when the signal came before the first interval checkpoint)."""
+    written = dirpath.resolve()
+    for callback in trainer.checkpoint_callbacks:
+        configured = getattr(callback, "dirpath", None)
+        if configured and Path(configured).resolve() == written:
+            return True
+        if not configured and trainer.loggers:
+            if written.name == "checkpoints" and written.parent.parent == experiment_folder(trainer).resolve():
+                return True
+    return False
 
 
 def other_places(trainer: Trainer, searched: list[Path]) -> list[Path]:
@@ -167,7 +218,7 @@ def resolve_last(trainer: Trainer, ckpt_path: str | None) -> str | None:
     if ckpt_path != "last":
         return ckpt_path
     folders = checkpoint_folders(trainer)
-    newest, skipped = newest_complete(folders)
+    newest, skipped = newest_complete(folders, hpc_checkpoints(trainer))
     for path, why in skipped:
         if isinstance(why, IncompleteCheckpoint) and rank_zero_only.rank == 0:
             # Moved aside, so this run writes a fresh last.ckpt (ModelCheckpoint would pick last-v1.ckpt
@@ -181,7 +232,10 @@ def resolve_last(trainer: Trainer, ckpt_path: str | None) -> str | None:
         f"{experiment_folder(trainer)}/*/checkpoints" if trainer.loggers else "(no ModelCheckpoint callback)")
     if newest is not None:
         _say(f"--ckpt_path last: resuming from {newest.path} (global_step {newest.global_step})")
-        continue_logging_in(trainer, newest.path.parent.parent, newest.global_step)
+        # an hpc checkpoint lies in default_root_dir: its run is the one its ModelCheckpoint wrote into
+        hpc = newest.path.name.startswith(HPC_PREFIX) and newest.dirpath is not None
+        checkpoints = newest.dirpath if hpc else newest.path.parent
+        continue_logging_in(trainer, checkpoints.parent, newest.global_step)
         return str(newest.path)
     elsewhere = other_places(trainer, folders)
     if elsewhere:

@@ -263,3 +263,38 @@ def _assert_tensorboard_run_is_continuous(run: Path, start_step: int) -> None:
     steps = [e.step for e in events.Scalars(tag)]
     assert steps == sorted(set(steps)) and steps[-1] == MAX_STEPS - 1, f"{tag} steps {steps}"
     assert set(range(MAX_STEPS)) - set(steps) <= {start_step - 1}, f"{tag} steps {steps}"
+
+
+def _fake_hpc_checkpoint(path: Path, step: int, mtime: float, dirpath: Path) -> Path:
+    """What Lightning's SLURM requeue handler writes: a full checkpoint whose ModelCheckpoint state names the
+    run's checkpoints folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {"dirpath": str(dirpath), "last_model_path": ""}
+    torch.save({"global_step": step, "callbacks": {"ModelCheckpoint{'every_n_train_steps': 4}": state}}, path)
+    os.utime(path, (mtime, mtime))
+    return path
+
+
+def test_last_counts_this_experiments_newer_hpc_checkpoint_and_logs_into_its_run(tmp_path, capsys):
+    from s2dm_lightning.resume import resolve_last
+
+    run = tmp_path / "exp/version_0"
+    _fake_checkpoint(run / "checkpoints/last.ckpt", 8, 1000)
+    (tmp_path / "exp/version_1").mkdir()
+    hpc = _fake_hpc_checkpoint(tmp_path / "hpc_ckpt_1.ckpt", 10, 1001, run / "checkpoints")
+    trainer = _trainer(tmp_path)
+    assert resolve_last(trainer, "last") == str(hpc), "the requeue signal's checkpoint is the newest"
+    assert trainer.logger.version == 0 and trainer.logger._kwargs["purge_step"] == 10, "logs go on in its run"
+    assert "hpc_ckpt_1.ckpt (global_step 10)" in capsys.readouterr().err
+
+    os.utime(run / "checkpoints/last.ckpt", (1002, 1002))  # SIGTERM after the requeue wrote last.ckpt later
+    assert resolve_last(_trainer(tmp_path), "last") == str(run / "checkpoints/last.ckpt")
+
+
+def test_hpc_checkpoint_of_another_experiment_in_the_same_root_is_not_resumed(tmp_path):
+    from s2dm_lightning.resume import resolve_last
+
+    mine = _fake_checkpoint(tmp_path / "exp/version_0/checkpoints/last.ckpt", 8, 1000)
+    _fake_hpc_checkpoint(tmp_path / "hpc_ckpt_1.ckpt", 50, 2000, tmp_path / "other/version_0/checkpoints")
+    _truncate(_fake_hpc_checkpoint(tmp_path / "hpc_ckpt_2.ckpt", 60, 2001, tmp_path / "exp/version_0/checkpoints"))
+    assert resolve_last(_trainer(tmp_path), "last") == str(mine)

@@ -48,8 +48,12 @@ SUBCOMMANDS: dict[str, Subcommand] = {
                              "(--video FILE --output_dir DIR --caption TEXT)."),
     "sample": Subcommand("sample",
                          "Two-stage text-to-video from --prompt (see `sample --help`; s2dm_lightning.pipelines)."),
+    "evaluate": Subcommand("evaluate", "FVD/KVD of a folder of any method's videos under the test protocol "
+                                       "(--config ... --videos DIR [--mapping CSV | --pattern REGEX])."),
     "export": Subcommand("export", "Write a trained model as a self-contained folder: "
                                    "--config ... --ckpt_path CKPT|last --output_dir DIR."),
+    "compare": Subcommand("compare", "The bootstrap interval of FVD(A) - FVD(B) of two test reports on one real side "
+                                     "(A/evaluation_report.json B/evaluation_report.json)."),
     "demo": Subcommand("demo", "A web page (Gradio, the demo extra) to generate videos: --config ... --ckpt_path CKPT."),
 }
 

@@ -10,9 +10,11 @@ network trained on one geometry is never driven by another:
   of a wide frame are lost.
 - ``"pad"``: the whole frame, resized so that its longer side fits, centred on black bars
   (0 in uint8 / float 0..1 arrays, -1 in the model's [-1, 1] range). Nothing is lost or distorted;
-  part of the square is bars.
+  part of the square is bars. This is what LFDM does (nihaomiao/CVPR23_LFDM at 3601635, ``misc.py``
+  lines 96-110: the longer side to the size with ``cv2.INTER_AREA``, then ``cv2.copyMakeBorder`` in black),
+  for MUG and for its UTD-MHAD box alike (the ``lfdm`` evaluation protocol).
 - ``"squash"``: the whole frame resized to the square, each side on its own. A circle becomes
-  an ellipse; this is what LFDM's preprocessing does with its UTD-MHAD box (for that protocol).
+  an ellipse. (No protocol we know of uses it; LFDM pads, see ``"pad"``.)
 
 The policy is a data module argument (``data.init_args.frame_geometry``); it is part of the
 flow cache's identity (``FlowSettings.frame_geometry``) and of the latent cache's, is written

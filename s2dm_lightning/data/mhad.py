@@ -34,7 +34,7 @@ import yaml
 
 from s2dm_lightning.data.datamodule import VideoDataModule
 from s2dm_lightning.data.datasets import VideoRecord
-from s2dm_lightning.data.splits import load_or_draw_split
+from s2dm_lightning.data.splits import check_split, is_lfdm_test_subject, load_or_draw_split
 from s2dm_lightning.data.video_io import check_crop
 
 log = logging.getLogger(__name__)
@@ -123,6 +123,8 @@ class MHADDataModule(VideoDataModule):
             package's ``mhad_subjects.yaml`` ("Person 1" ... "Person 8").
         split_seed: seed of the held-out draw (recorded in the split file).
         split_file: JSON file of the held-out combinations; default ``<cache_dir>/mhad_split.json``.
+        split: ``s2dm`` (the paper's held-out subject-action combinations) or ``lfdm`` (LFDM's test subjects
+            6, 8, 4, 7, :data:`s2dm_lightning.data.splits.LFDM_TEST_SUBJECTS`; no split file).
             Reused when it exists; an error names it if it does not fit the dataset.
         resolution: frames are resized to resolution x resolution (paper: 128).
         flow_size: resolution of the stored flow/occlusion maps (RegionMM's 32 for 128-px frames).
@@ -139,6 +141,7 @@ class MHADDataModule(VideoDataModule):
         subjects_file: str | None = None,
         split_seed: int = 0,
         split_file: str | None = None,
+        split: str = "s2dm",
         resolution: int = 128,
         flow_size: int = 32,
         batch_size: int = 4,
@@ -147,8 +150,14 @@ class MHADDataModule(VideoDataModule):
         super().__init__(root=root, resolution=resolution, flow_size=flow_size, batch_size=batch_size, **kwargs)
         self.crop = check_crop(crop, "data.init_args.crop")
         self.subjects_file = subjects_file if subjects_file is not None else str(DEFAULT_SUBJECTS_FILE)
-        self.split_seed = split_seed
+        self.split_seed, self.split = split_seed, check_split(split)
         self.split_file = split_file if split_file is not None else str(Path(self.cache_dir) / "mhad_split.json")
+
+    @staticmethod
+    def video_groups(video_id: str) -> dict[str, str]:
+        """The class (action) and subject of a video id (cFVD / sFVD), e.g. ``a27_s3_t1`` -> 27, 3."""
+        action, subject, _ = video_id.split("_")
+        return {"class": action.removeprefix("a"), "subject": subject.removeprefix("s")}
 
     def frame_crop(self) -> tuple[float, float, float, float] | None:
         return self.crop
@@ -188,6 +197,10 @@ class MHADDataModule(VideoDataModule):
             raise ValueError(
                 f"subjects file '{self.subjects_file}' has no appearance for subject(s) {missing} of the dataset"
             )
+        if self.split == "lfdm":
+            return [VideoRecord(video_id, path, mhad_caption(appearances[subject], action),
+                                "test" if is_lfdm_test_subject(self.dataset_name, subject) else "train")
+                    for video_id, path, action, subject in videos]
         held_out = load_or_draw_split(
             (f"s{subject}/a{action}" for _, _, action, subject in videos),
             self.split_file,

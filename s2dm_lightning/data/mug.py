@@ -24,7 +24,7 @@ from typing import Any
 
 from s2dm_lightning.data.datamodule import VideoDataModule
 from s2dm_lightning.data.datasets import VideoRecord
-from s2dm_lightning.data.splits import load_or_draw_split
+from s2dm_lightning.data.splits import check_split, is_lfdm_test_subject, load_or_draw_split
 from s2dm_lightning.data.video_io import list_frame_files
 
 log = logging.getLogger(__name__)
@@ -57,6 +57,8 @@ class MUGDataModule(VideoDataModule):
         root: the MUG ``subjects3`` folder, or the folder holding it (the ``data.root`` value).
         split_seed: seed of the held-out draw (recorded in the split file).
         split_file: JSON file of the held-out combinations; default ``<cache_dir>/mug_split.json``.
+        split: ``s2dm`` (the paper's held-out subject-expression combinations) or ``lfdm`` (LFDM's 26 test
+            subjects, :data:`s2dm_lightning.data.splits.LFDM_TEST_SUBJECTS`; no split file).
             Reused when it exists; an error names it if it does not fit the dataset.
         resolution: frames are resized to resolution x resolution (paper: 128).
         flow_size: resolution of the stored flow/occlusion maps (RegionMM's 32 for 128-px frames).
@@ -71,13 +73,14 @@ class MUGDataModule(VideoDataModule):
         root: str,
         split_seed: int = 0,
         split_file: str | None = None,
+        split: str = "s2dm",
         resolution: int = 128,
         flow_size: int = 32,
         batch_size: int = 4,
         **kwargs: Any,
     ) -> None:
         super().__init__(root=root, resolution=resolution, flow_size=flow_size, batch_size=batch_size, **kwargs)
-        self.split_seed = split_seed
+        self.split_seed, self.split = split_seed, check_split(split)
         self.split_file = split_file if split_file is not None else str(Path(self.cache_dir) / "mug_split.json")
 
     def subjects_dir(self) -> Path:
@@ -121,8 +124,18 @@ class MUGDataModule(VideoDataModule):
             )
         return sorted(videos)
 
+    @staticmethod
+    def video_groups(video_id: str) -> dict[str, str]:
+        """The class (expression) and subject of a video id (cFVD / sFVD), e.g. ``020_fear_take000``."""
+        parts = video_id.split("_")
+        return {"class": parts[-2], "subject": parts[0]}
+
     def list_records(self) -> list[VideoRecord]:
         videos = self.find_videos()
+        if self.split == "lfdm":
+            return [VideoRecord(video_id, path, mug_caption(subject, expression),
+                                "test" if is_lfdm_test_subject(self.dataset_name, subject) else "train")
+                    for video_id, path, subject, expression in videos]
         held_out = load_or_draw_split(
             (f"{subject}/{expression}" for _, _, subject, expression in videos),
             self.split_file,

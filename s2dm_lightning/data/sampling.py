@@ -12,6 +12,7 @@ drawn from each. Our choices the paper leaves open:
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 
@@ -48,6 +49,19 @@ def consecutive_frame_indices(num_available: int, num_frames: int, stride: int =
     if start < 0 or last >= num_available:
         raise ValueError(f"frames {start}..{last} (stride {stride}) do not fit a video of {num_available} frames")
     return list(range(start, last + 1, stride))
+
+
+def linspace_frame_indices(num_available: int, num_frames: int) -> list[int]:
+    """LFDM's test frames: ``np.linspace(0, L - 1, num_frames)`` truncated to integers when the video has
+    ``L >= num_frames`` frames, else every frame with the last repeated (nihaomiao/CVPR23_LFDM at 3601635,
+    ``DM/datasets_mug.py`` lines 167-172; the same in ``DM/datasets_mhad.py``)."""
+    if num_available < 1 or num_frames < 1:
+        raise ValueError(f"need >= 1 frame and num_frames >= 1, got {num_available} and {num_frames}")
+    if num_available < num_frames:
+        return list(range(num_available)) + [num_available - 1] * (num_frames - num_available)
+    # numpy's own float linspace: exact integer arithmetic would differ where float error lands just under an
+    # integer (e.g. L = 46, F = 40: frame 14 where the exact value is 15), and LFDM's indices are numpy's
+    return np.linspace(0, num_available - 1, num_frames, dtype=int).tolist()
 
 
 def consecutive_span(num_frames: int, stride: int = 1) -> int:

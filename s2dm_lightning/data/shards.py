@@ -21,6 +21,7 @@ order, so the same dataset and options give chunk files of the same bytes (tests
 from __future__ import annotations
 
 import json
+import multiprocessing
 import shutil
 import zlib
 from pathlib import Path
@@ -121,8 +122,14 @@ def pack_split(datamodule: Any, split: str, output_dir: str | Path, clips_per_vi
     per_video = clips_per_video if train else 1
     inputs = [(index, clip) for index in range(len(records)) for clip in range(per_video)]
     packer = ClipPacker(records, dataset.flow_cache, dataset.resolution, dataset.num_frames, train, seed)
-    litdata.optimize(fn=packer, inputs=inputs, output_dir=str(target.resolve()), chunk_bytes=chunk_bytes,
-                     num_workers=workers, reorder_files=False, verbose=False)
+    # litdata.optimize sets the process-wide start method to "spawn" (force=True): every DataLoader started
+    # afterwards in this process would spawn its workers (seconds each, re-importing torch) instead of forking.
+    start_method = multiprocessing.get_start_method(allow_none=True)
+    try:
+        litdata.optimize(fn=packer, inputs=inputs, output_dir=str(target.resolve()), chunk_bytes=chunk_bytes,
+                         num_workers=workers, reorder_files=False, verbose=False)
+    finally:
+        multiprocessing.set_start_method(start_method, force=True)
     index_path = target / "index.json"
     index = json.loads(index_path.read_text())
     index[METADATA_KEY] = shard_metadata(datamodule, split, records, per_video, seed)

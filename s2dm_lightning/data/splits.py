@@ -8,6 +8,12 @@ seed, write them to a JSON split file, and reuse that file on every later run: t
 split does not move when videos are added or the drawing code changes. A video whose
 combination is not in the file is a training video.
 
+``split: lfdm`` (the ``lfdm`` evaluation protocol) instead holds out whole *subjects*, LFDM's lists
+(nihaomiao/CVPR23_LFDM at 3601635): MUG ``DM/datasets_mug.py`` lines 124-126 (drawn in
+``preprocessing/preprocess_MUG.py`` lines 11-13 with ``random.seed(1234)`` over the sorted subject folders, the
+first 26 for training; the test list is also written there, lines 29-32), UTD-MHAD subjects 6, 8, 4, 7
+(``preprocessing/preprocess_MHAD.py`` line 183, ``DM/datasets_mhad.py`` line 175). No split file is written.
+
 Split file::
 
     {"format": 1, "dataset": "MUG", "seed": 0, "num_combinations": 364,
@@ -27,6 +33,25 @@ from s2dm_lightning.io import atomic_write_bytes
 log = logging.getLogger(__name__)
 
 SPLIT_FORMAT = 1
+#: The test subjects of LFDM's subject split, per dataset (see the module docstring for the source lines).
+LFDM_TEST_SUBJECTS: dict[str, tuple[str, ...]] = {
+    "MUG": ("001", "002", "006", "007", "010", "013", "014", "020", "027", "032", "033", "040", "046", "048", "049",
+            "052", "064", "065", "066", "070", "072", "073", "074", "078", "079", "082"),
+    "UTD-MHAD": ("6", "8", "4", "7"),
+}
+SPLITS = ("s2dm", "lfdm")
+
+
+def check_split(split: str) -> str:
+    """``data.init_args.split`` must be ``s2dm`` (held-out combinations) or ``lfdm`` (held-out subjects)."""
+    if split not in SPLITS:
+        raise ValueError(f"data.init_args.split must be one of {list(SPLITS)}, got {split!r}")
+    return split
+
+
+def is_lfdm_test_subject(dataset: str, subject: str | int) -> bool:
+    """Whether ``subject`` (MUG "020", MHAD 6) is one of LFDM's test subjects of ``dataset``."""
+    return str(subject) in LFDM_TEST_SUBJECTS[dataset]
 
 
 def held_out_count(num_combinations: int, paper_held_out: int, paper_total: int) -> int:

@@ -4,7 +4,7 @@ A video is returned as a uint8 array of shape (L, H, W, 3) in RGB order. Two sou
 
 - a folder of image frames (``*.png``, ``*.jpg``, ``*.jpeg``), in natural sort order
   (``img_2.jpg`` before ``img_10.jpg``), read with OpenCV;
-- a video file (``.mp4``, ``.avi``, ``.mov``, ``.mkv``), read with decord: ``read_video(path, indices)``
+- a video file (``.mp4``, ``.avi``, ``.mov``, ``.mkv``, ``.webm``), read with decord: ``read_video(path, indices)``
   decodes only those frames (``get_batch`` seeks); where decord fails, OpenCV grabs past the other
   frames without converting them and retrieves only the wanted ones, and a frame that does not
   decode is named (``frame N does not decode``).
@@ -36,7 +36,7 @@ import numpy as np
 from s2dm_lightning.data.geometry import kept_box, pad_to_square, padded_shape, resize_image
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv")
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm")
 
 
 class VideoReadError(RuntimeError):
@@ -48,7 +48,7 @@ class VideoReadError(RuntimeError):
         super().__init__(f"cannot read video '{self.path}': {reason}")
 
 
-def _natural_key(name: str) -> list[object]:
+def natural_key(name: str) -> list[object]:
     # Split digits from text so that frame_2 sorts before frame_10.
     return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
 
@@ -57,7 +57,7 @@ def list_frame_files(folder: str | Path) -> list[Path]:
     """The image files of a frame folder in natural sort order."""
     folder = Path(folder)
     files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
-    return sorted(files, key=lambda p: _natural_key(p.name))
+    return sorted(files, key=lambda p: natural_key(p.name))
 
 
 def _check_exists(path: Path) -> None:

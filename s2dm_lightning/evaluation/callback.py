@@ -6,7 +6,9 @@ items, see ``data.num_test_videos``). The real side is every test clip once, ext
 first batch (tqdm progress) or loaded from the cache. Padded duplicates of Lightning's
 DistributedSampler are dropped, so the result does not depend on the number of processes. After
 each test epoch the metrics are logged as ``test/fvd`` and ``test/kvd`` (``..._untrained_i3d`` or
-``..._<suffix>`` for other networks) and the report is rewritten with every run done so far.
+``..._<suffix>`` for other networks) and the report is rewritten with every run done so far, each run with the
+bootstrap interval of its numbers, its generated features beside the report for ``compare``
+(:mod:`.intervals`) and, when asked, cFVD / sFVD (:mod:`.conditional`).
 
 Fit: with ``val_every_n_rounds`` the callback samples ``val_num_videos`` validation videos with
 ``pl_module.sample_videos(batch, generator)`` in every n-th validation round (inside the validation
@@ -15,7 +17,6 @@ loop, so EMA weights are used when an EMA callback swaps them in) and logs ``val
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -28,6 +29,7 @@ from torch import nn
 
 from s2dm_lightning.data.datasets import CyclicDataset
 from s2dm_lightning.evaluation.clips import mp4_round_trip, real_dataset
+from s2dm_lightning.evaluation.conditional import conditional_fvds
 from s2dm_lightning.evaluation.distributed import (
     PositionedFeatures,
     PositionTracker,
@@ -37,7 +39,14 @@ from s2dm_lightning.evaluation.distributed import (
     select_items,
 )
 from s2dm_lightning.evaluation.features import FeatureBackbone, build_backbone, extract_features
-from s2dm_lightning.evaluation.protocol import protocol_report, resolve_protocol
+from s2dm_lightning.evaluation.intervals import (
+    REPORT_RESAMPLES,
+    check_bootstrap_options,
+    keep_features,
+    real_side,
+    run_intervals,
+)
+from s2dm_lightning.evaluation.protocol import check_data, protocol_report, resolve_protocol
 from s2dm_lightning.evaluation.real_stats import (
     RealStatistics,
     cache_file,
@@ -48,14 +57,8 @@ from s2dm_lightning.evaluation.real_stats import (
     merge_real_features,
     save_cached,
 )
-from s2dm_lightning.evaluation.report import (
-    S2DM_SEED_RULE,
-    package_versions,
-    protocol_section,
-    summarize_runs,
-    utc_now,
-    write_report,
-)
+from s2dm_lightning.evaluation.report import recover_earlier_runs, utc_now, write_report
+from s2dm_lightning.evaluation.report_body import build_test_report
 from s2dm_lightning.evaluation.stats_file import (
     STATS_FILE_KEY,
     dataset_section,
@@ -125,6 +128,12 @@ class VideoMetricsCallback(pl.Callback):
         val_every_n_rounds: during ``fit``, compute FVD/KVD in every n-th validation round; None = never.
         val_num_videos: validation videos sampled for the fit-time metrics (the first ones of the val set).
         val_seed: seed of the fit-time sampling (the same every round).
+        bootstrap_resamples: resamples of the bootstrap interval of every ``test`` run's FVD and KVD (features
+            resampled, nothing generated again; :mod:`s2dm_lightning.evaluation.intervals`); 0 = none.
+        bootstrap_seed: seed of the bootstrap draws (the same seed and features give the same interval).
+        conditional: conditional FVDs beside FVD: ``class`` (cFVD) and/or ``subject`` (sFVD), FVD within each
+            group averaged (:mod:`s2dm_lightning.evaluation.conditional`), under any preset; None: the preset's
+            (``lfdm``: both, others: none).
     """
 
     def __init__(
@@ -155,12 +164,15 @@ class VideoMetricsCallback(pl.Callback):
         val_seed: int = 0,
         features: Literal["i3d", "videomae_v2", "custom"] | None = None,
         videomae_v2_weights: str | None = None,
+        bootstrap_resamples: int = REPORT_RESAMPLES,
+        bootstrap_seed: int = 0,
+        conditional: list[str] | None = None,
     ) -> None:
         super().__init__()
         self.protocol, self.protocol_overrides = resolve_protocol(
             protocol, num_generated=num_videos, num_real_clips=num_real_clips, real_split=real_split, frames=frames,
             frame_stride=frame_stride, real_seed=real_seed, resize_convention=resize_convention,
-            mp4_round_trip=mp4_round_trip)
+            mp4_round_trip=mp4_round_trip, conditional=conditional)
         if kvd_subsets < 1 or (kvd_subset_size is None and kvd_subsets != 1):
             raise ValueError("metrics.kvd_subsets must be >= 1, and > 1 only together with metrics.kvd_subset_size")
         if kvd_subset_size is not None and kvd_subset_size < 2:
@@ -169,6 +181,8 @@ class VideoMetricsCallback(pl.Callback):
             raise ValueError(f"metrics.val_every_n_rounds must be >= 1 or null, got {val_every_n_rounds}")
         if val_num_videos < 2:
             raise ValueError(f"metrics.val_num_videos must be >= 2, got {val_num_videos}")
+        check_bootstrap_options(bootstrap_resamples, bootstrap_seed)
+        self.bootstrap_resamples, self.bootstrap_seed = bootstrap_resamples, bootstrap_seed
         self.i3d_weights, self.allow_random_backbone = i3d_weights, allow_random_backbone
         self.feature_extractor, self.feature_extractor_file = feature_extractor, feature_extractor_file
         self.metric_suffix, self.resize_convention = metric_suffix, self.protocol.resize_convention
@@ -189,6 +203,7 @@ class VideoMetricsCallback(pl.Callback):
         self._backbone: FeatureBackbone | None = None
         self._real_memory: dict[str, RealStatistics] = {}
         self._runs: dict[int, dict[str, Any]] = {}
+        self._generated: dict[int, torch.Tensor] = {}  # per run, written beside the report for `compare`
         self._test: dict[str, Any] | None = None
         self._val: dict[str, Any] | None = None
         self._val_real: RealStatistics | None = None
@@ -227,8 +242,10 @@ class VideoMetricsCallback(pl.Callback):
             self.backbone  # noqa: B018
 
     # ------------------------------------------------------------------ metrics
-    def _compute(self, real: RealStatistics, fake: PositionedFeatures, device: torch.device) -> dict[str, float]:
-        """FVD and KVD of this rank's generated features merged over all ranks (collective under DDP)."""
+    def _compute(self, real: RealStatistics, fake: PositionedFeatures,
+                 device: torch.device) -> tuple[dict[str, float], torch.Tensor]:
+        """FVD and KVD of this rank's generated features merged over all ranks (collective under DDP), and the
+        merged features."""
         dim = real.features.shape[1]
         local, positions = fake.tensors(dim, device)
         fvd = FrechetVideoDistance(feature_dim=dim).to(device)
@@ -246,7 +263,7 @@ class VideoMetricsCallback(pl.Callback):
         values = {fvd_name: fvd_value, kvd_name: float(kvd_mean), "num_generated_videos": len(generated)}
         if self.kvd_subset_size is not None:
             values[f"{kvd_name}_std_over_subsets"] = float(kvd_std)
-        return values
+        return values, generated
 
     def _log(self, pl_module: pl.LightningModule, prefix: str, values: dict[str, float]) -> None:
         for name in self.metric_names():
@@ -326,7 +343,7 @@ class VideoMetricsCallback(pl.Callback):
     def on_test_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         run = int(getattr(pl_module, "evaluation_run", 0))
         if run == 0:
-            self._runs = {}
+            self._runs, self._generated = {}, {}
         loader = first_loader(trainer.test_dataloaders)
         _, world = distributed_world()
         tracker = PositionTracker(loader, world)
@@ -334,6 +351,7 @@ class VideoMetricsCallback(pl.Callback):
             raise ValueError(f"the test set has {tracker.dataset_length} items; need >= 2 and >= the {world} ranks")
         dataset = loader.dataset.dataset if isinstance(loader.dataset, CyclicDataset) else loader.dataset
         started = utc_now()
+        check_data(self.protocol, trainer.datamodule)
         real_clips = real_dataset(self.protocol, trainer.datamodule, dataset)
         real, real_info = self._real_statistics(trainer, pl_module, real_clips, loader)
         self._check_kvd_size(real.num_samples, tracker.dataset_length)
@@ -361,7 +379,7 @@ class VideoMetricsCallback(pl.Callback):
         if self._test is None:
             return
         state, self._test = self._test, None
-        values = self._compute(state["real"], state["fake"], pl_module.device)
+        values, generated = self._compute(state["real"], state["fake"], pl_module.device)
         self._log(pl_module, "test", values)
         if values["num_generated_videos"] != state["tracker"].dataset_length:
             rank_zero_info(f"FVD/KVD: {values['num_generated_videos']} of {state['tracker'].dataset_length} "
@@ -371,27 +389,20 @@ class VideoMetricsCallback(pl.Callback):
         default_dir = trainer.log_dir or trainer.default_root_dir  # collective under DDP: on every rank
         path = Path(self.report_path) if self.report_path else Path(default_dir) / REPORT_NAME
         if trainer.is_global_zero:
-            self._recover_earlier_runs(path, state["run"])
+            self._runs[state["run"]]["intervals"] = run_intervals(
+                state["real"].features, generated, self.metric_names(), self.bootstrap_resamples, self.bootstrap_seed)
+            self._runs[state["run"]].update(conditional_fvds(
+                self.protocol.conditional, trainer.datamodule, state["real_clips"], state["dataset"],
+                state["real"].features, generated, self.backbone.metric_suffix))
+            recover_earlier_runs(path, state["run"], self.backbone.kind, self._runs)
+            state["real_side"] = keep_features(path, state["run"], state["real"].features, generated, self._generated,
+                                               real_side(state["real"].features, self.backbone, self.protocol.name))
+            state["report_path"] = path
             self.last_report_path = write_report(path, self.backbone.notice, self._report_body(trainer, pl_module, state))
             summary = ", ".join(f"{name} = {values[name]:.4g}" for name in self.metric_names())
             rank_zero_info(f"{self.backbone.notice}\nRun {state['run']}: {summary}. Report: {path}")
 
     # ------------------------------------------------------------------ report
-    def _recover_earlier_runs(self, path: Path, run: int) -> None:
-        """Take runs 0..run-1 this process did not see from the existing report (``ddp_spawn`` starts
-        fresh processes for every ``trainer.test``, so only the report on disk holds the earlier runs)."""
-        if run == 0 or all(k in self._runs for k in range(run)) or not path.is_file():
-            return
-        try:
-            previous = json.loads(path.read_text())
-        except (OSError, ValueError):
-            return
-        if previous.get("feature_extractor", {}).get("kind") != self.backbone.kind:
-            return
-        for item in previous.get("runs", []):
-            if isinstance(item, dict) and isinstance(item.get("run"), int) and item["run"] < run:
-                self._runs.setdefault(item["run"], item)
-
     def _protocol_info(self) -> dict[str, Any]:
         """The preset, its knobs and overrides, with the number of runs actually asked for."""
         overrides = dict(self.protocol_overrides)
@@ -400,45 +411,7 @@ class VideoMetricsCallback(pl.Callback):
         return {**protocol_report(self.protocol, overrides), "n_runs": self.n_runs}
 
     def _report_body(self, trainer: pl.Trainer, pl_module: pl.LightningModule, state: dict[str, Any]) -> dict:
-        runs = [self._runs[k] for k in sorted(self._runs)]
-        names = list(self.metric_names())
-        summary = summarize_runs(runs, names)
-        dataset, real = state["dataset"], state["real"]
-        hparams = getattr(pl_module, "hparams", {}) or {}
-        config = self.run_config or {}
-        datamodule = trainer.datamodule
-        return {
-            "metrics": {name: summary[name]["mean"] for name in names},
-            "metrics_std_over_runs": {name: summary[name]["std"] for name in names},
-            "is_fvd": self.backbone.is_fvd,
-            "n_runs": self.n_runs,
-            "runs_completed": len(runs),
-            "runs": runs,
-            "summary": summary,
-            "num_generated_videos": runs[-1]["num_generated_videos"],
-            "num_real_videos": real.num_samples,
-            "seeds": {
-                "sampling_seed": hparams.get("sampling_seed"),
-                "evaluation_runs": [run["run"] for run in runs],
-                "rule": S2DM_SEED_RULE if hasattr(pl_module, "evaluation_generators") else None,
-                "seed_everything": config.get("seed_everything"),
-                "kvd_subset_seed": self.kvd_seed,
-            },
-            "checkpoint": trainer.ckpt_path,
-            "feature_extractor": {"kind": self.backbone.kind, **self.backbone.identity},
-            "weights": self.backbone.weights,
-            "protocol": protocol_section(dataset, self._protocol_info(), self.kvd_subsets, self.kvd_subset_size,
-                                         state["real_clips"]),
-            "real_statistics": {"num_videos": real.num_samples, **state["real_info"]},
-            "data": {"datamodule": type(datamodule).__name__ if datamodule is not None else None,
-                     "root": os.path.abspath(datamodule.root) if hasattr(datamodule, "root") else None,
-                     "batch_size": getattr(datamodule, "batch_size", None)},
-            "world_size": trainer.world_size,
-            "config": self.run_config,
-            "versions": package_versions(),
-            "started_at": runs[0]["started_at"],
-            "finished_at": utc_now(),
-        }
+        return build_test_report(self, trainer, pl_module, state, [self._runs[k] for k in sorted(self._runs)])
 
     # ------------------------------------------------------------------ fit-time hooks
     def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -481,4 +454,4 @@ class VideoMetricsCallback(pl.Callback):
             local, positions = side.tensors(dim or side.feats[0].shape[1], pl_module.device)
             self._val_real = merge_real_features(local, positions, pl_module.device)
         self._check_kvd_size(self._val_real.num_samples, self._val_real.num_samples)
-        self._log(pl_module, "val", self._compute(self._val_real, state["fake"], pl_module.device))
+        self._log(pl_module, "val", self._compute(self._val_real, state["fake"], pl_module.device)[0])

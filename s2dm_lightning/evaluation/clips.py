@@ -21,7 +21,12 @@ from torch.utils.data import Dataset
 
 from s2dm_lightning.data.datasets import VideoRecord, frames_to_tensor
 from s2dm_lightning.data.geometry import DEFAULT_FRAME_GEOMETRY
-from s2dm_lightning.data.sampling import consecutive_frame_indices, consecutive_span, interval_frame_indices
+from s2dm_lightning.data.sampling import (
+    consecutive_frame_indices,
+    consecutive_span,
+    interval_frame_indices,
+    linspace_frame_indices,
+)
 from s2dm_lightning.data.video_io import count_frames, read_video
 from s2dm_lightning.evaluation.protocol import PROTOCOL_KEY, EvaluationProtocol
 from s2dm_lightning.video_files import write_mp4
@@ -30,7 +35,7 @@ log = logging.getLogger(__name__)
 
 #: The ``frame_sampling`` a plan's frame selection is recorded as (the cache key and report).
 FRAME_SAMPLING_NAMES = {"spread": "interval_first_frame", "spread_random": "interval_random_frame",
-                        "consecutive": "consecutive_random_start"}
+                        "consecutive": "consecutive_random_start", "linspace": "linspace_last_repeated"}
 
 
 def real_clip_plan(lengths: list[int], protocol: EvaluationProtocol, num_frames: int) -> list[tuple[int, list[int]]]:
@@ -53,6 +58,8 @@ def real_clip_plan(lengths: list[int], protocol: EvaluationProtocol, num_frames:
         if protocol.frames == "consecutive":
             start = int(torch.randint(length - span + 1, (1,), generator=generator))
             indices = consecutive_frame_indices(length, num_frames, protocol.frame_stride, start)
+        elif protocol.frames == "linspace":
+            indices = linspace_frame_indices(length, num_frames)
         else:
             indices = interval_frame_indices(length, num_frames, random=protocol.frames == "spread_random",
                                              generator=generator)

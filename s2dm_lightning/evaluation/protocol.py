@@ -17,12 +17,20 @@ to mp4). ``metrics.protocol`` names a preset, each following a source:
   random from each of 16 intervals); PyTorch-port resize; ``--n_runs 10`` with mean and std over the runs.
   LVDM reshuffles the real clips in every run; we draw them once (seeded) so that their statistics can be
   cached and shared, so our std over runs is that of the generation only.
+- ``lfdm``: LFDM (Ni et al., CVPR 2023; nihaomiao/CVPR23_LFDM at 3601635): real = every test video once,
+  40 frames at ``np.linspace(0, L - 1, 40)`` (the last frame repeated in shorter videos; ``DM/datasets_mug.py``
+  lines 167-172), 128 px with the longer side resized by ``INTER_AREA`` onto black bars (``misc.py`` lines
+  96-110; ``DM/test_video_flow_diffusion_mug.py`` lines 34-35: ``INPUT_SIZE = 128``, ``N_FRAMES = 40``), the
+  test split by subject (``data.init_args.split: lfdm``, see :mod:`s2dm_lightning.data.splits`), and the
+  class- and subject-conditional cFVD / sFVD beside FVD. The repository has no FVD code: the feature network's
+  resize and the number of generated videos are not in it (``tf1`` and one video per test video here).
 - ``custom``: the ``s2dm`` values, every knob settable.
 
 A named preset fixes the knobs that define it (``real_split``, ``frames``, ``frame_stride``,
 ``resize_convention``); setting one to another value is refused, naming the key (use ``custom``). The counts
-(``num_videos``, ``num_real_clips``, ``--n_runs``), ``real_seed`` and ``mp4_round_trip`` may be changed under
-any preset; the report lists them as ``overrides`` of the preset.
+(``num_videos``, ``num_real_clips``, ``--n_runs``), ``real_seed``, ``mp4_round_trip`` and ``conditional`` (the
+cFVD / sFVD groups; they do not change FVD) may be changed under any preset; the report lists them as
+``overrides`` of the preset.
 """
 
 from __future__ import annotations
@@ -38,7 +46,10 @@ REAL_SPLITS = ("train", "test", "all")
 #: ``spread``: the first frame of each of F equal intervals (deterministic); ``spread_random``: one frame at
 #: random from each interval (the training draw); ``consecutive``: F frames ``frame_stride`` apart from a
 #: random start.
-FRAME_SELECTIONS = ("spread", "spread_random", "consecutive")
+#: ``linspace``: LFDM's ``np.linspace(0, L - 1, F)`` frames (the last repeated in short videos).
+FRAME_SELECTIONS = ("spread", "spread_random", "consecutive", "linspace")
+#: The groups of the conditional FVDs: ``class`` (cFVD: expression / action), ``subject`` (sFVD).
+CONDITIONAL_GROUPS = ("class", "subject")
 RESIZE_CONVENTIONS = ("tf1", "torch")
 
 
@@ -58,6 +69,9 @@ class EvaluationProtocol:
         resize_convention: the I3D's resize to 224: ``tf1`` (TF FVD reference) or ``torch`` (PyTorch ports).
         mp4_round_trip: write every generated video to H.264 mp4 and read it back before scoring.
         n_runs: default number of generation runs (``--n_runs``); mean and std are over them.
+        conditional: the groups of the conditional FVDs reported beside FVD (``class``, ``subject``).
+        data: what the preset needs of the data module (``data.init_args.<key>``: value), checked by
+            :func:`check_data`.
     """
 
     name: str
@@ -70,6 +84,8 @@ class EvaluationProtocol:
     resize_convention: str = "tf1"
     mp4_round_trip: bool = False
     n_runs: int = 1
+    conditional: tuple[str, ...] = ()
+    data: tuple[tuple[str, Any], ...] = ()
 
     def real_side(self, num_frames: int, resolution: int) -> dict[str, Any]:
         """What the real statistics depend on besides the videos and the feature network (no preset name:
@@ -90,6 +106,9 @@ PRESETS: dict[str, EvaluationProtocol] = {
                                      frames="consecutive", frame_stride=1),
     "lvdm": EvaluationProtocol("lvdm", real_split="train", num_real_clips=2048, num_generated=2048,
                                frames="spread_random", resize_convention="torch", n_runs=10),
+    "lfdm": EvaluationProtocol("lfdm", frames="linspace", conditional=CONDITIONAL_GROUPS,
+                               data=(("num_frames", 40), ("resolution", 128), ("frame_geometry", "pad"),
+                                     ("split", "lfdm"))),
     "custom": EvaluationProtocol("custom"),
 }
 
@@ -102,11 +121,15 @@ SOURCES: dict[str, str] = {
                   "training dataset",
     "lvdm": "LVDM scripts/eval_cal_fvd_kvd.py: 2048 real clips from the training dataloader, 2048 generated, "
             "--n_runs 10 (real clips drawn once here, not reshuffled per run)",
+    "lfdm": "LFDM (nihaomiao/CVPR23_LFDM at 3601635): every test video of its subject split once (MUG: 26 subjects, "
+            "DM/datasets_mug.py lines 124-126; UTD-MHAD: subjects 6, 8, 4, 7, DM/datasets_mhad.py line 175), 40 frames "
+            "np.linspace(0, L-1, 40) repeating the last (DM/datasets_mug.py lines 167-172), 128 px padded "
+            "(misc.py lines 96-110), with cFVD and sFVD; its FVD code is not public",
     "custom": "every knob from the config (defaults: the s2dm values)",
 }
 
 #: Knobs a named preset fixes; set them under ``custom``.
-FIXED_KNOBS = ("real_split", "frames", "frame_stride", "resize_convention")
+FIXED_KNOBS = ("real_split", "frames", "frame_stride", "resize_convention", "data")
 
 
 def resolve_protocol(name: str, **knobs: Any) -> tuple[EvaluationProtocol, dict[str, Any]]:
@@ -123,6 +146,8 @@ def resolve_protocol(name: str, **knobs: Any) -> tuple[EvaluationProtocol, dict[
     check_choice(PROTOCOL_KEY, name, PRESETS)
     preset = PRESETS[name]
     given = {key: value for key, value in knobs.items() if value is not None}
+    if "conditional" in given:  # a list from the config; the preset's is a tuple
+        given["conditional"] = tuple(given["conditional"])
     unknown = sorted(set(given) - {f.name for f in dataclasses.fields(EvaluationProtocol)} - {"name"})
     if unknown:
         raise ValueError(f"unknown protocol knob(s) {unknown}")
@@ -136,6 +161,8 @@ def resolve_protocol(name: str, **knobs: Any) -> tuple[EvaluationProtocol, dict[
     protocol = dataclasses.replace(preset, **given)
     check_choice("metrics.real_split", protocol.real_split, REAL_SPLITS)
     check_choice("metrics.frames", protocol.frames, FRAME_SELECTIONS)
+    for group in protocol.conditional:
+        check_choice("metrics.conditional", group, CONDITIONAL_GROUPS)
     check_choice("metrics.resize_convention", protocol.resize_convention, RESIZE_CONVENTIONS)
     check_number("metrics.frame_stride", protocol.frame_stride, at_least=1)
     check_number("metrics.num_real_clips", protocol.num_real_clips, at_least=2, optional=True)
@@ -152,3 +179,13 @@ def protocol_report(protocol: EvaluationProtocol, overrides: dict[str, Any]) -> 
     """The protocol as the report states it: the preset, its source, every knob and what was overridden."""
     knobs = {key: value for key, value in dataclasses.asdict(protocol).items() if key != "name"}
     return {"preset": protocol.name, "source": SOURCES[protocol.name], **knobs, "overrides": dict(overrides)}
+
+
+def check_data(protocol: EvaluationProtocol, datamodule: Any) -> None:
+    """Refuse a data module that does not give the preset's clips (e.g. ``lfdm`` needs 40 frames of 128 px,
+    padded, on LFDM's subject split), naming each ``data.init_args`` key."""
+    wrong = [f"data.init_args.{key}={getattr(datamodule, key, None)!r} (needs {value!r})"
+             for key, value in protocol.data if getattr(datamodule, key, None) != value]
+    if wrong:
+        raise ValueError(f"{PROTOCOL_KEY}={protocol.name!r} ({SOURCES[protocol.name]}) needs other data settings: "
+                         + "; ".join(wrong) + f"; set them, or use {PROTOCOL_KEY}=custom")

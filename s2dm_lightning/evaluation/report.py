@@ -102,3 +102,19 @@ def render_report(notice: str, body: dict[str, Any]) -> str:
 def write_report(path: str | os.PathLike, notice: str, body: dict[str, Any]) -> Path:
     """Write the report to ``path`` atomically and return the path."""
     return atomic_write_text(path, render_report(notice, body))
+
+
+def recover_earlier_runs(path: Path, run: int, kind: str, runs: dict[int, dict[str, Any]]) -> None:
+    """Add to ``runs`` the runs 0..run-1 it lacks from the existing report (``ddp_spawn`` starts fresh
+    processes for every ``trainer.test``, so only the report on disk holds the earlier runs)."""
+    if run == 0 or all(k in runs for k in range(run)) or not path.is_file():
+        return
+    try:
+        previous = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return
+    if previous.get("feature_extractor", {}).get("kind") != kind:
+        return
+    for item in previous.get("runs", []):
+        if isinstance(item, dict) and isinstance(item.get("run"), int) and item["run"] < run:
+            runs.setdefault(item["run"], item)

@@ -111,3 +111,11 @@ def test_crop_applies_to_frames_and_flows_and_keys_the_cache(tmp_path):
     uncropped = module(mhad_root, tmp_path, crop=None)
     assert uncropped.flow_cache().has(record.video_id) is False
     assert "source" not in json.loads((tmp_path / "cache" / "meta.json").read_text())
+
+
+def test_lfdm_split_holds_out_subjects_6_8_4_7(mhad_root, tmp_path):
+    records = module(mhad_root, tmp_path, split="lfdm").list_records()
+    by_subject = {int(r.video_id.split("_")[1][1:]): r.split for r in records}
+    assert by_subject == {1: "train", 2: "train", 3: "train", 8: "test"}
+    assert not (tmp_path / "cache" / "mhad_split.json").exists()
+    assert MHADDataModule.video_groups("a27_s3_t1") == {"class": "27", "subject": "3"}

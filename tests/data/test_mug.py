@@ -121,3 +121,22 @@ def test_clips_at_128_with_matching_flows(mug_root, tmp_path):
     for video_id, indices, flow in zip(batch["video_id"], batch["frame_indices"], batch["flow"], strict=True):
         assert torch.equal(flow, cache.load(video_id, indices=indices.tolist()))
         assert torch.equal(flow[0], identity_condition(32, 32))
+
+
+def test_lfdm_split_holds_out_lfdms_26_test_subjects_and_writes_no_split_file(mug_root, tmp_path):
+    data = module(mug_root, tmp_path, split="lfdm")
+    records = data.list_records()
+    # of the tree's subjects 001, 002, 020: all three are LFDM test subjects; 003 would be training
+    assert {r.split for r in records} == {"test"} and len(records) == 3 * 7
+    assert not (tmp_path / "cache" / "mug_split.json").exists()
+    assert MUGDataModule.video_groups("002_session0_happiness_take000") == {"class": "happiness", "subject": "002"}
+    with pytest.raises(ValueError, match="data.init_args.split"):
+        module(mug_root, tmp_path, split="lfdm2")
+
+
+def test_lfdm_split_trains_on_the_other_subjects(tmp_path):
+    root = tmp_path / "data"
+    make_mug_tree(root, subjects=("001", "003", "082", "084"), expressions=("anger",), session_subjects=())
+    splits = {r.video_id: r.split for r in module(root, tmp_path, split="lfdm").list_records()}
+    assert splits == {"001_anger_take000": "test", "003_anger_take000": "train", "082_anger_take000": "test",
+                      "084_anger_take000": "train"}

@@ -1,9 +1,15 @@
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
-from s2dm_lightning.data.sampling import consecutive_frame_indices, consecutive_span, interval_frame_indices
+from s2dm_lightning.data.sampling import (
+    consecutive_frame_indices,
+    consecutive_span,
+    interval_frame_indices,
+    linspace_frame_indices,
+)
 
 
 def test_training_indices_one_per_interval_first_is_zero():
@@ -47,3 +53,14 @@ def test_a_consecutive_clip_that_does_not_fit_is_refused():
         consecutive_frame_indices(10, 4, stride=3, start=1)
     with pytest.raises(ValueError, match="frame_stride"):
         consecutive_frame_indices(10, 4, stride=0)
+
+
+def test_linspace_frames_are_lfdms_and_short_videos_repeat_the_last():
+    # LFDM's expression (DM/datasets_mug.py line 169): numpy's float linspace truncated to int, which at 46 frames
+    # gives frame 14 where exact arithmetic (45 * 13 / 39 = 15) would give 15: the indices must be numpy's
+    for length in (40, 41, 46, 91, 170, 300):
+        expected = [int(v) for v in np.linspace(0, length - 1, 40)]
+        assert linspace_frame_indices(length, 40) == expected
+    assert linspace_frame_indices(46, 40)[13] == 14 and 45 * 13 // 39 == 15
+    assert linspace_frame_indices(46, 40)[-1] == 45 and linspace_frame_indices(100, 1) == [0]
+    assert linspace_frame_indices(5, 8) == [0, 1, 2, 3, 4, 4, 4, 4]

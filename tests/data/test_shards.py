@@ -75,3 +75,13 @@ def test_a_shard_set_made_otherwise_is_refused_naming_the_key(shard_set, tmp_pat
     (unfinished / "index.json").write_text(json.dumps(index))
     with pytest.raises(ValueError, match="no 's2dm' section: not written by .* or packing was interrupted"):
         StreamingVideoDataModule(str(unfinished.parent)).setup("fit")
+
+
+def test_packing_leaves_the_process_start_method_as_it_was(synthetic_root, tmp_path):
+    """litdata.optimize forces "spawn" process-wide; loaders started after a pack in the same process (a test
+    session, a benchmark) must still fork their workers."""
+    import multiprocessing
+
+    before = multiprocessing.get_start_method(allow_none=True)
+    pack(synthetic_root, tmp_path / "set")
+    assert multiprocessing.get_start_method(allow_none=True) == before

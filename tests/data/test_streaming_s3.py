@@ -5,50 +5,24 @@ Not a mock of the client: litdata's own S3 client talks HTTP to the server, as i
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 
+from tests.data.s3_server import BUCKET, S3ServerUnavailable, local_s3_server, upload
 from tests.data.shard_fixtures import CLIPS_PER_VIDEO, packed_datamodule
 
 pytest.importorskip("litdata", reason="the stream extra (litdata) is not installed")
-BUCKET = "s2dm-shards"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture
 def s3_server(monkeypatch):
     """The URL of a moto S3 server on a free local port, with test credentials in the environment."""
     try:
-        from moto.server import ThreadedMotoServer
-    except ImportError as error:
-        pytest.skip(f"moto[server] is not installed (the dev extra): {error}")
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    try:
-        server.start()
-    except Exception as error:  # noqa: BLE001 - any reason the server cannot start is a skip, with the reason
-        pytest.skip(f"the local S3 server (moto) could not start: {error}")
-    for name, value in (("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test"),
-                        ("AWS_DEFAULT_REGION", "us-east-1"), ("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")):
-        monkeypatch.setenv(name, value)
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
-
-
-def upload(folder, url: str, prefix: str) -> None:
-    """Every file of ``folder`` to s3://BUCKET/prefix/..., as `aws s3 cp --recursive` would."""
-    import boto3
-
-    client = boto3.client("s3", endpoint_url=url)
-    client.create_bucket(Bucket=BUCKET)
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        client.upload_file(str(path), BUCKET, f"{prefix}/{path.relative_to(folder).as_posix()}")
+        with local_s3_server() as (url, environment):
+            for name, value in environment.items():
+                monkeypatch.setenv(name, value)
+            yield url
+    except S3ServerUnavailable as error:
+        pytest.skip(str(error))
 
 
 @pytest.mark.parametrize("num_workers", [0, 2])

@@ -5,6 +5,7 @@ Importable (not a conftest) so that ``ddp_spawn`` workers can unpickle these cla
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -14,6 +15,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from s2dm_lightning.data.datasets import CyclicDataset
+from s2dm_lightning.evaluation.intervals import features_path, save_features, tensor_sha256
 from s2dm_lightning.synthetic import SyntheticDataModule
 
 FRAMES, SIZE = 4, 8
@@ -113,3 +115,14 @@ def tiny_synthetic_datamodule(root: Path, **kwargs) -> SyntheticDataModule:
     """12 synthetic videos of 24 frames under ``root`` (16-frame clips, batches of 2); ``setup`` not yet run."""
     options = {"num_videos": 12, "frames_per_video": 24, "batch_size": 2, **kwargs}
     return SyntheticDataModule(root=str(root), **options)
+
+
+def write_constructed_report(folder, real, generated, side_changes=None):
+    """A report and its features file holding the given (constructed) features."""
+    side = {"feature_network": {"kind": "custom", "sha256": "abc"}, "real_features_sha256": tensor_sha256(real),
+            "preset": "s2dm", "num_real_videos": len(real), **(side_changes or {})}
+    folder.mkdir(parents=True)
+    report = folder / "evaluation_report.json"
+    save_features(features_path(report), real, {0: generated}, side)
+    report.write_text(json.dumps({"real_side": side, "generated_features": {"file": features_path(report).name}}))
+    return report

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from s2dm_lightning.data.datasets import frames_to_tensor
+from s2dm_lightning.data.sampling import linspace_frame_indices
 from s2dm_lightning.data.video_io import read_video
 from s2dm_lightning.evaluation.clips import RealClipDataset, mp4_round_trip, real_clip_plan, real_dataset
 from s2dm_lightning.evaluation.protocol import resolve_protocol
@@ -99,3 +100,10 @@ def test_mp4_round_trip_keeps_the_shape_and_changes_pixels_by_compression_only()
         # H.264 of this noise moves pixels by ~0.09 on average: far more than uint8 rounding (~0.002), far less
         # than the picture's range (1.6)
         assert 0.02 < error < 0.15, error
+
+
+def test_lfdm_plan_is_every_test_video_once_at_linspace_frames():
+    plan = real_clip_plan([46, 5, 40], resolve_protocol("lfdm")[0], 40)
+    assert [video for video, _ in plan] == [0, 1, 2]
+    assert plan[0][1] == linspace_frame_indices(46, 40) and plan[2][1] == list(range(40))
+    assert plan[1][1] == [0, 1, 2, 3, 4] + [4] * 35  # LFDM repeats the last frame of a short video

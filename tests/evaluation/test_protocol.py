@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from s2dm_lightning.evaluation.protocol import PRESETS, protocol_report, resolve_protocol
+from s2dm_lightning.evaluation.protocol import PRESETS, check_data, protocol_report, resolve_protocol
 
 
 def test_each_preset_holds_the_values_of_its_source():
@@ -57,3 +57,34 @@ def test_bad_values_are_named():
         resolve_protocol("custom", real_split="val")
     with pytest.raises(ValueError, match="metrics.num_videos"):
         resolve_protocol("s2dm", num_generated=1)
+
+
+def test_lfdm_preset_fixes_its_frames_conditional_fvds_and_data():
+    lfdm, overrides = resolve_protocol("lfdm")
+    assert (lfdm.real_split, lfdm.num_real_clips, lfdm.frames, lfdm.conditional) == ("test", None, "linspace",
+                                                                                       ("class", "subject"))
+    assert dict(lfdm.data) == {"num_frames": 40, "resolution": 128, "frame_geometry": "pad", "split": "lfdm"}
+    assert overrides == {} and not lfdm.is_s2dm_real_set
+    assert "datasets_mug.py lines 124-126" in protocol_report(lfdm, overrides)["source"]
+    with pytest.raises(ValueError, match="metrics.frames='spread' conflicts with metrics.protocol='lfdm'"):
+        resolve_protocol("lfdm", frames="spread")
+    # the counts and the conditional groups stay free, as under every preset (listed as overrides)
+    assert resolve_protocol("lfdm", num_generated=2048)[0].num_generated == 2048
+    assert resolve_protocol("lfdm", conditional=["class"])[1] == {"conditional": ("class",)}
+
+
+def test_conditional_fvds_under_any_preset_and_unknown_groups():
+    protocol, overrides = resolve_protocol("s2dm", conditional=["subject"])
+    assert protocol.conditional == ("subject",) and overrides == {"conditional": ("subject",)}
+    with pytest.raises(ValueError, match="metrics.conditional"):
+        resolve_protocol("custom", conditional=["colour"])
+
+
+def test_a_data_module_without_the_presets_clips_is_refused_naming_each_key():
+    class Data:
+        num_frames, resolution, frame_geometry = 16, 128, "crop"
+
+    with pytest.raises(ValueError, match=r"data.init_args.num_frames=16 \(needs 40\).*frame_geometry='crop'.*"
+                                         r"data.init_args.split=None \(needs 'lfdm'\)"):
+        check_data(resolve_protocol("lfdm")[0], Data())
+    check_data(resolve_protocol("s2dm")[0], Data())  # s2dm asks nothing of the data module
