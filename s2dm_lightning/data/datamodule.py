@@ -19,6 +19,7 @@ from pathlib import Path
 import lightning as L
 import torch
 from torch.utils.data import DataLoader
+from torchdata.stateful_dataloader import StatefulDataLoader
 
 from s2dm_lightning.data.datasets import CyclicDataset, VideoClipDataset, VideoRecord, read_metadata
 from s2dm_lightning.data.flow import DIS_PRESETS, ESTIMATORS, FlowSettings
@@ -298,7 +299,11 @@ class VideoDataModule(L.LightningDataModule, ABC):
         return self.datasets[name]
 
     def _loader(self, dataset: VideoClipDataset, train: bool) -> DataLoader:
-        return DataLoader(
+        # Training: torchdata's StatefulDataLoader, whose state_dict (the sampler's shuffle generator and position,
+        # the workers' seed and each worker's frame generator) Lightning stores in every checkpoint, so that
+        # `fit --ckpt_path last` continues the epoch with the clips an unbroken run draws (docs/resuming.md).
+        loader_class = StatefulDataLoader if train else DataLoader
+        return loader_class(
             dataset,
             batch_size=self.batch_size,
             shuffle=train,

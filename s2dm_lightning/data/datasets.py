@@ -177,6 +177,16 @@ class VideoClipDataset(Dataset):
             self._generator_key = key
         return self._generator
 
+    def state_dict(self) -> dict[str, Any]:
+        """The training frame generator's state: torchdata's ``StatefulDataLoader`` keeps it per worker in the
+        checkpoint and hands it back to the worker of a resumed run, which then draws the frames the
+        interrupted run would have drawn."""
+        return {"frame_generator": self._generator.get_state() if self._generator is not None else None}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("frame_generator") is not None:
+            self._rng().set_state(state["frame_generator"])
+
     def frame_indices(self, record: VideoRecord, num_available: int) -> list[int]:
         if num_available < self.num_frames and record.video_id not in self._warned_short:
             self._warned_short.add(record.video_id)

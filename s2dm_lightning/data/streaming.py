@@ -11,7 +11,8 @@ exists) with litdata's ``StreamingDataset`` / ``StreamingDataLoader``: ``input_d
   gets the same number (fewer than ``world_size * batch_size`` clips an epoch; which ones changes with the
   shuffle), so no rank waits in a collective for another.
 - **Resuming**: the ``StreamingDataLoader`` has ``state_dict`` / ``load_state_dict``; Lightning stores it in
-  every checkpoint, so ``fit --ckpt_path last`` continues the epoch where the checkpoint left it.
+  every checkpoint, so ``fit --ckpt_path last`` continues the epoch where the checkpoint left it, and the
+  epochs after it are those of an unbroken run (:class:`EpochEndingStreamingDataLoader`).
 
 Items are those of the file-based clips (``frames`` in [-1, 1] (F, 3, R, R), ``flow``, ``caption``,
 ``video_id``, ``frame_indices``) plus ``clip_id``. The settings the clips were made with come from the
@@ -69,6 +70,28 @@ def _allow_plain_http_in_worker(worker_id: int) -> None:
 def _clip_item(item: dict[str, Any], resolution: int, geometry: str) -> dict[str, Any]:
     """A packed clip as the model's batch item: frames to float [-1, 1] (F, 3, R, R)."""
     return {**item, "frames": frames_to_tensor(item["frames"], resolution, geometry)}
+
+
+@functools.cache
+def epoch_ending_loader_class() -> type:
+    """litdata's ``StreamingDataLoader`` whose restored epoch ends when its last batch has been yielded.
+
+    litdata 0.2.76 marks a loader given a mid-epoch ``load_state_dict`` as restoring, and clears the mark only
+    when an iteration runs into ``StopIteration``. Lightning ends an epoch by count (``len(loader)`` batches)
+    and never asks for the one after the last, so the next epoch's ``iter`` replayed the restored epoch from
+    the checkpoint's position instead of starting a new shuffle. Here a new iteration after the restored epoch
+    has yielded all its clips (litdata's own test of a finished epoch) starts the next epoch, as in an
+    unbroken run. A class made on first use: litdata is an optional extra.
+    """
+    litdata = require_litdata()
+
+    class EpochEndingStreamingDataLoader(litdata.StreamingDataLoader):
+        def __iter__(self) -> Any:
+            if self.restore and self._num_samples_yielded_streaming >= len(self.dataset):
+                self.restore = False
+            return super().__iter__()
+
+    return EpochEndingStreamingDataLoader
 
 
 class StreamingVideoDataModule(L.LightningDataModule):
@@ -213,9 +236,8 @@ class StreamingVideoDataModule(L.LightningDataModule):
         if split not in self._datasets:
             raise RuntimeError(f"{type(self).__name__}: no '{split}' shard set under {self.input_dir!r} "
                                "(or setup() has not run)")
-        litdata = require_litdata()
         remote_http = "://" in self.input_dir and _is_plain_http_endpoint(self.storage_options)
-        return litdata.StreamingDataLoader(self._datasets[split], batch_size=self.batch_size,
+        return epoch_ending_loader_class()(self._datasets[split], batch_size=self.batch_size,
                                            num_workers=self.num_workers,
                                            worker_init_fn=_allow_plain_http_in_worker if remote_http else None)
 
