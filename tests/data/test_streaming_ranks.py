@@ -12,6 +12,7 @@ that epoch, so fewer than ``W * B``.
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from collections import Counter, defaultdict
@@ -28,14 +29,19 @@ WORLD_SIZE = 2
 BATCH_SIZE = 2
 EPOCHS = 2
 CLIPS_PER_VIDEO = 5  # 6 training videos x 5 = 30 clips: 30 mod (2 x 2) = 2 are dropped, 7 batches a rank
+CHUNK_BYTES = 12_100  # 3 clips of ~4 KB a chunk: 10 chunks, some split between workers and ranks
 
 
 class RankClipRecorder(Callback):
-    """Test-only: prints ``rank <r> epoch <e> batch <i> <clip id> ...`` for every training batch."""
+    """Test-only: appends ``epoch <e> batch <i> <clip id> ...`` for every training batch to
+    ``<out_dir>/clips_rank<r>.txt`` (a file a rank: the ranks' lines on one shared stdout can interleave)."""
+
+    def __init__(self, out_dir: str) -> None:
+        self.out_dir = Path(out_dir)
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        print(f"rank {trainer.global_rank} epoch {trainer.current_epoch} batch {batch_idx} "
-              f"{' '.join(batch['clip_id'])}", flush=True)
+        with open(self.out_dir / f"clips_rank{trainer.global_rank}.txt", "a") as record:
+            record.write(f"epoch {trainer.current_epoch} batch {batch_idx} {' '.join(batch['clip_id'])}\n")
 
 
 def _ddp_config(tmp_path: Path, shards: Path) -> Path:
@@ -44,7 +50,8 @@ def _ddp_config(tmp_path: Path, shards: Path) -> Path:
     path = tiny_config(tmp_path)
     config = yaml.safe_load(path.read_text())
     callbacks = [c for c in config["trainer"]["callbacks"] if not c["class_path"].endswith("StepPacer")]
-    callbacks.append({"class_path": "tests.data.test_streaming_ranks.RankClipRecorder"})
+    callbacks.append({"class_path": "tests.data.test_streaming_ranks.RankClipRecorder",
+                      "init_args": {"out_dir": str(tmp_path)}})
     config["trainer"].update(callbacks=callbacks, strategy="ddp", devices=WORLD_SIZE, accelerator="cpu",
                              max_steps=-1, max_epochs=EPOCHS)
     config["data"] = {"class_path": "s2dm_lightning.data.streaming.StreamingVideoDataModule",
@@ -60,39 +67,46 @@ def _packed_clip_ids(shards: Path) -> list[str]:
     return [dataset[index]["clip_id"] for index in range(len(dataset))]
 
 
-@pytest.mark.slow
+def _chunk_sizes(shards: Path) -> list[int]:
+    return [chunk["chunk_size"] for chunk in json.loads((shards / "train" / "index.json").read_text())["chunks"]]
+
+
 def test_two_ranks_read_each_clip_at_most_once_an_epoch_and_drop_fewer_than_a_global_batch(tmp_path):
     from litdata.streaming.posix_fast import detect_posix_fast
 
-    shards = _pack_tiny_shards(tmp_path, clips_per_video=CLIPS_PER_VIDEO)
+    shards = _pack_tiny_shards(tmp_path, clips_per_video=CLIPS_PER_VIDEO, chunk_bytes=CHUNK_BYTES)
     profile = detect_posix_fast(str(shards / "train"))
     if profile is not None and profile.window_shuffle:  # a parallel file system: whole chunks a worker
         pytest.skip(f"litdata uses its WindowShuffle on this {profile.kind} mount; the rule tested is FullShuffle's")
     clips = _packed_clip_ids(shards)
     total = len(clips)
     assert len(set(clips)) == total == 30 and total % (WORLD_SIZE * BATCH_SIZE) != 0
+    assert len(_chunk_sizes(shards)) > 2 * WORLD_SIZE and max(_chunk_sizes(shards)) > 1, _chunk_sizes(shards)
 
     done = subprocess.run(_fit_args(_ddp_config(tmp_path / "run", shards)), cwd=REPO, env=ENV,
                           capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     seen: dict[int, dict[int, list[str]]] = defaultdict(lambda: defaultdict(list))  # epoch -> rank -> clip ids
     batches: Counter = Counter()  # (epoch, rank) -> batches
-    for line in done.stdout.splitlines():
-        if match := re.fullmatch(r"rank (\d) epoch (\d+) batch (\d+) (.+)", line.strip()):
-            rank, epoch, ids = int(match[1]), int(match[2]), match[4].split()
-            assert len(ids) == BATCH_SIZE, f"a short batch: {line}"
+    for rank in range(WORLD_SIZE):
+        for line in (tmp_path / "run" / f"clips_rank{rank}.txt").read_text().splitlines():
+            match = re.fullmatch(r"epoch (\d+) batch (\d+) (.+)", line)
+            assert match, f"rank {rank}: {line!r}"
+            epoch, ids = int(match[1]), match[3].split()
+            assert len(ids) == BATCH_SIZE, f"rank {rank}: a short batch: {line}"
             seen[epoch][rank] += ids
             batches[epoch, rank] += 1
 
     batches_per_rank = (total // BATCH_SIZE) // WORLD_SIZE  # litdata 0.2.76 with drop_last (module docstring)
     dropped = total - WORLD_SIZE * BATCH_SIZE * batches_per_rank
     assert dropped == total % (WORLD_SIZE * BATCH_SIZE) == 2
-    assert sorted(seen) == list(range(EPOCHS)), done.stdout[-3000:]
+    assert sorted(seen) == list(range(EPOCHS)), done.stderr[-3000:]
     missing_by_epoch = []
     for epoch in range(EPOCHS):
         assert sorted(seen[epoch]) == list(range(WORLD_SIZE)), f"epoch {epoch}: batches from ranks {sorted(seen[epoch])}"
-        assert [batches[epoch, rank] for rank in range(WORLD_SIZE)] == [batches_per_rank] * WORLD_SIZE, \
-            f"epoch {epoch}: every rank trains on the same number of batches"
+        counts = [batches[epoch, rank] for rank in range(WORLD_SIZE)]
+        assert counts == [batches_per_rank] * WORLD_SIZE, \
+            f"epoch {epoch}: batches by rank {counts}, not {batches_per_rank} on each (N // B // W)"
         read = [clip for rank in range(WORLD_SIZE) for clip in seen[epoch][rank]]
         twice = sorted(clip for clip, count in Counter(read).items() if count > 1)
         assert not twice, f"epoch {epoch}: clips read more than once over the ranks and workers: {twice}"
@@ -102,5 +116,5 @@ def test_two_ranks_read_each_clip_at_most_once_an_epoch_and_drop_fewer_than_a_gl
         missing_by_epoch.append(sorted(missing))
     assert [seen[0][rank] for rank in range(WORLD_SIZE)] != [seen[1][rank] for rank in range(WORLD_SIZE)], \
         "the second epoch is shuffled anew"
-    print(f"{total} clips, {WORLD_SIZE} ranks x batch {BATCH_SIZE} x 2 workers: {batches_per_rank} batches a rank "
+    print(f"{total} clips in chunks of {_chunk_sizes(shards)}, {WORLD_SIZE} ranks x batch {BATCH_SIZE} x 2 workers: {batches_per_rank} batches a rank "
           f"an epoch; not read, by epoch: {missing_by_epoch}")
