@@ -6,10 +6,13 @@ exists) with litdata's ``StreamingDataset`` / ``StreamingDataLoader``: ``input_d
 
 - **Shuffling**: litdata shuffles the order of the chunks and the items inside them, anew each epoch from
   ``seed`` and the epoch number.
-- **Ranks and workers**: litdata gives each DDP rank, then each of its workers, its own chunks; every clip is
-  read once per epoch over all ranks. With several ranks litdata drops the last items so that every rank
-  gets the same number (fewer than ``world_size * batch_size`` clips an epoch; which ones changes with the
-  shuffle), so no rank waits in a collective for another.
+- **Ranks and workers**: litdata gives each DDP rank, then each of its workers, its own chunks (or parts of
+  them); a clip is read at most once per epoch over all ranks. With several ranks litdata drops the last
+  items so that every rank gets the same number of batches, so no rank waits in a collective for another:
+  from a local disk or an object store (litdata 0.2.76's ``FullShuffle``) ``N mod (world_size * batch_size)``
+  of the ``N`` clips an epoch, different ones as the shuffle changes. On a parallel file system mount (NFS,
+  Lustre, GPFS, ...) litdata uses its ``WindowShuffle`` instead, which drops more, the same clips every
+  epoch, and can leave the ranks unequal (docs/streaming.md); ``LITDATA_POSIX_FAST=0`` selects ``FullShuffle``.
 - **Resuming**: the ``StreamingDataLoader`` has ``state_dict`` / ``load_state_dict``; Lightning stores it in
   every checkpoint, so ``fit --ckpt_path last`` continues the epoch where the checkpoint left it, and the
   epochs after it are those of an unbroken run (:class:`EpochEndingStreamingDataLoader`).

@@ -56,7 +56,7 @@ def _run(config: Path, *extra: str) -> subprocess.CompletedProcess:
     return done
 
 
-def _pack_tiny_shards(tmp_path: Path) -> Path:
+def _pack_tiny_shards(tmp_path: Path, clips_per_video: int = 2, chunk_bytes: int = 4000) -> Path:
     """The tiny config's synthetic videos packed as litdata chunks (several chunks: the shuffle crosses them)."""
     pytest.importorskip("litdata", reason="the stream extra (litdata) is not installed")
     from s2dm_lightning.data.shards import pack_split
@@ -67,7 +67,8 @@ def _pack_tiny_shards(tmp_path: Path) -> Path:
     datamodule = SyntheticDataModule(**arguments)
     datamodule.preprocess(progress=False)
     datamodule.setup("fit")
-    return pack_split(datamodule, "train", tmp_path / "shards", clips_per_video=2, chunk_bytes=4000).parent
+    return pack_split(datamodule, "train", tmp_path / "shards", clips_per_video=clips_per_video,
+                      chunk_bytes=chunk_bytes).parent
 
 
 @pytest.mark.slow
