@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import errno
 import logging
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
@@ -303,15 +304,19 @@ class VideoDataModule(L.LightningDataModule, ABC):
         # the workers' seed and each worker's frame generator) Lightning stores in every checkpoint, so that
         # `fit --ckpt_path last` continues the epoch with the clips an unbroken run draws (docs/resuming.md).
         loader_class = StatefulDataLoader if train else DataLoader
-        return loader_class(
-            dataset,
-            batch_size=self.batch_size,
-            shuffle=train,
-            # Drop an incomplete last batch only when there is a full one to keep.
-            drop_last=train and len(dataset) >= self.batch_size,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-        )
+        with warnings.catch_warnings():
+            # torchdata 0.11's constructor calls torch.set_vital, which torch 2.13 deprecates: a warning on every
+            # fit that names nothing the user can change (tests/commands/test_quiet_cli.py).
+            warnings.filterwarnings("ignore", message="'set_vital' is deprecated", category=UserWarning)
+            return loader_class(
+                dataset,
+                batch_size=self.batch_size,
+                shuffle=train,
+                # Drop an incomplete last batch only when there is a full one to keep.
+                drop_last=train and len(dataset) >= self.batch_size,
+                num_workers=self.num_workers,
+                persistent_workers=self.num_workers > 0,
+            )
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self._dataset("train"), train=True)

@@ -71,6 +71,7 @@ def _chunk_sizes(shards: Path) -> list[int]:
     return [chunk["chunk_size"] for chunk in json.loads((shards / "train" / "index.json").read_text())["chunks"]]
 
 
+@pytest.mark.slow
 def test_two_ranks_read_each_clip_at_most_once_an_epoch_and_drop_fewer_than_a_global_batch(tmp_path):
     from litdata.streaming.posix_fast import detect_posix_fast
 
