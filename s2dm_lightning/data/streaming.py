@@ -97,6 +97,17 @@ def epoch_ending_loader_class() -> type:
     return EpochEndingStreamingDataLoader
 
 
+def _is_not_found(error: BaseException) -> bool:
+    """Whether an object store's error says the key does not exist: botocore's ClientError (litdata's S3
+    client) carries the HTTP status in ``response``; anything else (403, no network) is a real failure."""
+    response = getattr(error, "response", None)
+    if not isinstance(response, dict):
+        return False
+    code = str(response.get("Error", {}).get("Code", ""))
+    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return code in {"404", "NoSuchKey", "NotFound"} or status == 404
+
+
 class StreamingVideoDataModule(L.LightningDataModule):
     """Clips packed by ``python -m s2dm_lightning pack``, streamed from ``input_dir`` (a folder or ``s3://``).
 
@@ -225,6 +236,10 @@ class StreamingVideoDataModule(L.LightningDataModule):
             self._read_metadata(split)
         except (FileNotFoundError, ValueError, OSError):
             return False
+        except Exception as error:  # noqa: BLE001 - the object store's client raises its own types
+            if _is_not_found(error):
+                return False
+            raise
         return True
 
     def setup(self, stage: str | None = None) -> None:

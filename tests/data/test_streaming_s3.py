@@ -41,3 +41,17 @@ def test_training_clips_stream_from_a_local_s3_server(synthetic_root, shard_set,
     assert sorted(clips) == sorted(f"{v}/{c}" for v in train_videos for c in range(CLIPS_PER_VIDEO))
     assert list((tmp_path / "cache").rglob("chunk-*.bin"))  # the chunks came over the wire into the cache
     assert len(list(streaming.val_dataloader())) == len(files.datasets["val"])
+
+
+def test_a_bucket_without_val_shards_trains_without_validation(shard_set, s3_server, tmp_path):
+    """Only train/ uploaded: the missing val/ is a 404 from the server, which means "no validation", as a
+    local folder without val/ does; not a failed setup."""
+    from s2dm_lightning.data.streaming import StreamingVideoDataModule
+
+    upload(shard_set / "train", s3_server, "train-only/train")
+    streaming = StreamingVideoDataModule(f"s3://{BUCKET}/train-only", batch_size=2,
+                                         cache_dir=str(tmp_path / "cache"),
+                                         storage_options={"endpoint_url": s3_server})
+    streaming.setup("fit")
+    assert streaming.val_dataloader() == []
+    assert next(iter(streaming.train_dataloader()))["clip_id"]
