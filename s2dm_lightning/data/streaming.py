@@ -12,7 +12,8 @@ exists) with litdata's ``StreamingDataset`` / ``StreamingDataLoader``: ``input_d
   from a local disk or an object store (litdata 0.2.76's ``FullShuffle``) ``N mod (world_size * batch_size)``
   of the ``N`` clips an epoch, different ones as the shuffle changes. On a parallel file system mount (NFS,
   Lustre, GPFS, ...) litdata uses its ``WindowShuffle`` instead, which drops more, the same clips every
-  epoch, and can leave the ranks unequal (docs/streaming.md); ``LITDATA_POSIX_FAST=0`` selects ``FullShuffle``.
+  epoch, and can leave the ranks unequal (docs/streaming.md), which would hang DDP: the training loader
+  refuses such a split (:func:`check_ranks_get_equal_batches`); ``LITDATA_POSIX_FAST=0`` selects ``FullShuffle``.
 - **Resuming**: the ``StreamingDataLoader`` has ``state_dict`` / ``load_state_dict``; Lightning stores it in
   every checkpoint, so ``fit --ckpt_path last`` continues the epoch where the checkpoint left it, and the
   epochs after it are those of an unbroken run (:class:`EpochEndingStreamingDataLoader`).
@@ -95,6 +96,40 @@ def epoch_ending_loader_class() -> type:
             return super().__iter__()
 
     return EpochEndingStreamingDataLoader
+
+
+def check_ranks_get_equal_batches(dataset: Any, num_workers: int, batch_size: int, where: str) -> None:
+    """Refuse a DDP split in which the ranks would get different numbers of training batches an epoch (or none).
+
+    A rank that runs out first leaves the others waiting in a collective (a hang, not an error). litdata's
+    ``FullShuffle`` always splits evenly; its ``WindowShuffle`` (parallel file systems) deals whole chunks to
+    the workers and can leave a rank short. Every rank computes the same assignment of all workers (litdata's
+    shuffler, which is deterministic in seed and epoch), so each can check alone, with no collective.
+    """
+    env = getattr(dataset, "distributed_env", None)
+    if env is None or env.world_size < 2:
+        return
+    workers = max(num_workers, 1)
+    dataset.get_len(workers, batch_size)  # builds litdata's shuffler
+    _, intervals = dataset.shuffler.get_chunks_and_intervals_per_workers(env, workers, batch_size,
+                                                                         dataset.current_epoch)
+    clips = [sum(interval[2] - interval[1] for interval in worker) for worker in intervals]  # as litdata's get_len
+    batches = [sum(count // batch_size for count in clips[rank * workers:(rank + 1) * workers])
+               for rank in range(env.world_size)]
+    if max(batches) == 0:
+        raise RuntimeError(
+            f"{where}: no rank gets a full batch of the training clips ({env.world_size} ranks x {workers} "
+            f"workers, batch size {batch_size}; clips per worker {clips}), so every epoch would be empty. "
+            f"litdata uses {type(dataset.shuffler).__name__} here: set LITDATA_POSIX_FAST=0 in the job's "
+            "environment, pack with smaller chunks (`pack --chunk_bytes`), or use fewer workers or ranks")
+    if len(set(batches)) > 1:
+        raise RuntimeError(
+            f"{where}: the training clips split into unequal numbers of batches per rank ({batches} for "
+            f"{env.world_size} ranks x {workers} workers, batch size {batch_size}; clips per worker {clips}), "
+            f"so DDP would hang waiting for the rank that ran out. litdata uses {type(dataset.shuffler).__name__} "
+            "here (whole chunks per worker, as on a parallel file system): set LITDATA_POSIX_FAST=0 in the "
+            "job's environment (litdata then splits the clips evenly), or pack with smaller chunks "
+            "(`pack --chunk_bytes`)")
 
 
 def _is_not_found(error: BaseException) -> bool:
@@ -260,6 +295,8 @@ class StreamingVideoDataModule(L.LightningDataModule):
                                            worker_init_fn=_allow_plain_http_in_worker if remote_http else None)
 
     def train_dataloader(self) -> Any:
+        check_ranks_get_equal_batches(self._datasets.get("train"), self.num_workers, self.batch_size,
+                                      f"{KEY}input_dir={self.input_dir!r}")
         return self._loader("train")
 
     def val_dataloader(self) -> Any:
