@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import pytest
 
-from tests.data.shard_fixtures import pack
 from tests.data.test_resume_order import _pack_tiny_shards
 
 pytest.importorskip("litdata", reason="the stream extra (litdata) is not installed")
@@ -43,18 +42,18 @@ def test_window_shuffle_split_with_a_rank_short_of_batches_is_refused(tmp_path, 
     assert "WindowShuffle" in message and "[2, 2, 2, 0] for 4 ranks x 2 workers" in message, message
 
 
-def test_a_split_that_leaves_every_rank_without_a_batch_is_refused(synthetic_root, tmp_path, monkeypatch):
+def test_a_split_that_leaves_every_rank_without_a_batch_is_refused(shard_set, monkeypatch):
     # 10 one-clip chunks over 6 ranks: WindowShuffle cuts every worker to nothing; the epoch would be empty
-    shards = pack(synthetic_root, tmp_path / "set")
+    shards = shard_set
     streaming = _datamodule(shards, 6, monkeypatch, "1")
     with pytest.raises(RuntimeError, match=r"no rank gets a full batch .*LITDATA_POSIX_FAST=0"):
         streaming.train_dataloader()
 
 
 @pytest.mark.parametrize("world_size", [2, 3, 4])
-def test_the_same_shards_split_by_full_shuffle_are_accepted(synthetic_root, tmp_path, monkeypatch, world_size):
+def test_the_same_shards_split_by_full_shuffle_are_accepted(shard_set, monkeypatch, world_size):
     """FullShuffle (a local disk, an object store) gives every rank the same number of batches."""
-    shards = pack(synthetic_root, tmp_path / "set")
+    shards = shard_set
     streaming = _datamodule(shards, world_size, monkeypatch, "0")
     loader = streaming.train_dataloader()
     assert type(streaming._datasets["train"].shuffler).__name__ == "FullShuffle"
