@@ -116,20 +116,18 @@ def check_ranks_get_equal_batches(dataset: Any, num_workers: int, batch_size: in
     clips = [sum(interval[2] - interval[1] for interval in worker) for worker in intervals]  # as litdata's get_len
     batches = [sum(count // batch_size for count in clips[rank * workers:(rank + 1) * workers])
                for rank in range(env.world_size)]
+    shuffler = type(dataset.shuffler).__name__
+    fix = ("set LITDATA_POSIX_FAST=0 in the job's environment (litdata then splits the clips evenly), or pack "
+           "with smaller chunks (`pack --chunk_bytes`)" if shuffler == "WindowShuffle"
+           else "use fewer ranks, workers or a smaller batch, or more clips")
+    split = f"{env.world_size} ranks x {workers} workers, batch size {batch_size}; clips per worker {clips}"
     if max(batches) == 0:
-        raise RuntimeError(
-            f"{where}: no rank gets a full batch of the training clips ({env.world_size} ranks x {workers} "
-            f"workers, batch size {batch_size}; clips per worker {clips}), so every epoch would be empty. "
-            f"litdata uses {type(dataset.shuffler).__name__} here: set LITDATA_POSIX_FAST=0 in the job's "
-            "environment, pack with smaller chunks (`pack --chunk_bytes`), or use fewer workers or ranks")
+        raise RuntimeError(f"{where}: no rank gets a full batch of the training clips ({split}), so every epoch "
+                           f"would be empty (litdata's {shuffler}): {fix}")
     if len(set(batches)) > 1:
-        raise RuntimeError(
-            f"{where}: the training clips split into unequal numbers of batches per rank ({batches} for "
-            f"{env.world_size} ranks x {workers} workers, batch size {batch_size}; clips per worker {clips}), "
-            f"so DDP would hang waiting for the rank that ran out. litdata uses {type(dataset.shuffler).__name__} "
-            "here (whole chunks per worker, as on a parallel file system): set LITDATA_POSIX_FAST=0 in the "
-            "job's environment (litdata then splits the clips evenly), or pack with smaller chunks "
-            "(`pack --chunk_bytes`)")
+        raise RuntimeError(f"{where}: the training clips split into unequal numbers of batches per rank "
+                           f"({batches} for {split}), so DDP would hang waiting for the rank that ran out "
+                           f"(litdata's {shuffler} deals whole chunks to the workers): {fix}")
 
 
 def _is_not_found(error: BaseException) -> bool:

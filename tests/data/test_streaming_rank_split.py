@@ -32,7 +32,7 @@ def _datamodule(shards, world_size: int, monkeypatch, posix_fast: str, num_worke
 
 def test_window_shuffle_split_with_a_rank_short_of_batches_is_refused(tmp_path, monkeypatch):
     # 18 clips in 6 chunks of 3, 4 ranks x 2 workers, batch 2: WindowShuffle gives ranks 0-2 two batches
-    # each and rank 3 none (measured with litdata 0.2.76); its 2 would wait for rank 3 in every collective
+    # each and rank 3 none (measured with litdata 0.2.76); ranks 0-2 would wait for rank 3 forever
     shards = _pack_tiny_shards(tmp_path, clips_per_video=3, chunk_bytes=12_100)
     streaming = _datamodule(shards, 4, monkeypatch, "1", num_workers=2)
     with pytest.raises(RuntimeError) as error:
