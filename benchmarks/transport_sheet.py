@@ -6,8 +6,12 @@
 Takes the ablation's ``shared-both-seed<s>-steps<N>`` and ``warped-both-seed<s>-steps<N>`` runs
 (``benchmarks/ablation.py --mode transport --world textured``), samples the chosen test clips with the
 seeds the ablation uses (video k: ``SEED_STRIDE * s + k``) and shows every third frame of: the real
-clip, each model's video, and each video's high-pass pattern (``texture_sticking.high_pass``, grey,
-x4): the detail that should travel with the shape and stay still on the background.
+clip, each model's video, its high-pass pattern (``texture_sticking.high_pass``, grey, x4: the detail
+that should travel with the shape and stay still on the background), and the two residuals the sticking
+measure averages over the shape (``texture_sticking.pattern_residuals``, black = 0, x4, shown on the
+real shape's pixels only, the rest blue): against frame 1's pattern carried by the true flow ("moved")
+and against it in place ("still"). Where the detail sticks, the shape is dark in "still" and bright in
+"moved"; where it travels, the other way round.
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ from s2dm_lightning.config import load_datamodule, load_module
 from s2dm_lightning.evaluation.features import quantize_to_uint8_levels
 from s2dm_lightning.models import S2DM
 from s2dm_lightning.synthetic.ablation import SEED_STRIDE
-from s2dm_lightning.synthetic.texture_sticking import high_pass
+from s2dm_lightning.synthetic.motion import shape_mask
+from s2dm_lightning.synthetic.texture_sticking import high_pass, pattern_residuals
 from s2dm_lightning.video_files import write_png
 from s2dm_lightning.visualization import contact_sheet
 
@@ -32,6 +37,13 @@ SHOWN = slice(0, 16, 3)
 def pattern_video(videos: torch.Tensor) -> torch.Tensor:
     """(B, F, 3, H, W) -> the high-pass pattern as grey video in [-1, 1] (amplified 4x: it is small)."""
     return (4 * high_pass(videos)).clamp(-1, 1).expand(*videos.shape)
+
+
+def residual_video(residual: torch.Tensor, shape: torch.Tensor) -> torch.Tensor:
+    """(B, F, 1, H, W) residual >= 0 -> video in [-1, 1]: grey on the (B, F, H, W) shape (0 black, x4), blue off it."""
+    grey = ((4 * residual).clamp(0, 1) * 2 - 1).expand(-1, -1, 3, -1, -1)
+    off_shape = torch.tensor([-1.0, -1.0, -0.4]).view(1, 1, 3, 1, 1).expand_as(grey)
+    return torch.where(shape[:, :, None], grey, off_shape)
 
 
 @torch.no_grad()
@@ -62,8 +74,14 @@ def main(argv: list[str] | None = None) -> None:
         rows.append(batch["frames"][index][SHOWN])
         labels.append(f"real: {caption}")
         for noise, videos in sampled.items():
-            rows += [videos[index][SHOWN], pattern_video(videos[index:index + 1])[0][SHOWN]]
-            labels += [f"{noise} noise (seed {args.seed}, {args.steps} steps)", f"{noise}: high-pass x4"]
+            video = videos[index:index + 1]
+            moved, still = pattern_residuals(video, batch["flow"][index:index + 1])
+            shape = shape_mask(batch["frames"][index:index + 1])
+            rows += [video[0][SHOWN], pattern_video(video)[0][SHOWN],
+                     residual_video(moved, shape)[0][SHOWN], residual_video(still, shape)[0][SHOWN]]
+            labels += [f"{noise} noise (seed {args.seed}, {args.steps} steps)", f"{noise}: high-pass x4",
+                       f"{noise}: |pattern - frame 1's moved by the flow| x4 (dark: detail travels)",
+                       f"{noise}: |pattern - frame 1's in place| x4 (dark: detail sticks)"]
     write_png(args.output, contact_sheet(rows, labels, scale=4))
     print(f"wrote {args.output}: frames 1, 4, ..., 16 of test clips {args.clips}")
 

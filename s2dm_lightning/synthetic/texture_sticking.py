@@ -24,6 +24,17 @@ def high_pass(frames: torch.Tensor) -> torch.Tensor:
     return (flat - blurred).reshape(grey.shape)
 
 
+def pattern_residuals(generated: torch.Tensor, condition: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-pixel |high-pass of frame i - frame 1's carried by the flow| and |... - frame 1's in place|.
+
+    (B, F, 3, H, W) videos and their conditions -> two (B, F, 1, H, W) maps: the first is small where the
+    detail moves with the flow, the second where it stays on the screen (frame 1 is 0 in both).
+    """
+    pattern = high_pass(generated)
+    first = pattern[:, 0]
+    return (pattern - warp_reference(first, condition)).abs(), (pattern - first[:, None]).abs()
+
+
 def texture_sticking(generated: torch.Tensor, condition: torch.Tensor, shape_mask: torch.Tensor) -> dict[str, float]:
     """Moving and sticking errors (mean absolute high-pass difference) and their ratio.
 
@@ -33,9 +44,7 @@ def texture_sticking(generated: torch.Tensor, condition: torch.Tensor, shape_mas
         shape_mask: (B, F, H, W) True on the moving shape's pixels of each frame.
     Frames 2..F count, on shape pixels visible in frame 1 whose 3 x 3 neighbourhood is all shape.
     """
-    pattern = high_pass(generated)  # (B, F, 1, H, W)
-    first = pattern[:, 0]
-    carried = warp_reference(first, condition)
+    moving_map, still_map = pattern_residuals(generated, condition)  # (B, F, 1, H, W)
     visible = resize_condition(condition, tuple(generated.shape[-2:]), mode="bilinear")[:, :, 2] >= 0.5
     # only pixels whose whole 3 x 3 high-pass window lies on the shape: at its outline the window also
     # sees the (still) background, which would count as sticking whatever the shape's texture does
@@ -43,6 +52,6 @@ def texture_sticking(generated: torch.Tensor, condition: torch.Tensor, shape_mas
     pixels = (interior.view_as(shape_mask).bool() & visible)[:, 1:]
     if not bool(pixels.any()):
         raise ValueError("texture_sticking: no shape pixel of frames 2..F is visible in frame 1")
-    moving = (pattern[:, 1:, 0] - carried[:, 1:, 0]).abs()[pixels].mean().item()
-    sticking = (pattern[:, 1:, 0] - first[:, None, 0]).abs()[pixels].mean().item()
+    moving = moving_map[:, 1:, 0][pixels].mean().item()
+    sticking = still_map[:, 1:, 0][pixels].mean().item()
     return {"moving_error": moving, "sticking_error": sticking, "ratio": moving / max(sticking, 1e-12)}

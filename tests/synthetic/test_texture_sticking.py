@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from s2dm_lightning.flow_format import affine_condition
-from s2dm_lightning.synthetic.texture_sticking import high_pass, texture_sticking
+from s2dm_lightning.synthetic.texture_sticking import high_pass, pattern_residuals, texture_sticking
 
 SIZE, FRAMES = 24, 4
 
@@ -52,3 +52,17 @@ def test_no_visible_shape_pixel_is_a_clear_error() -> None:
     frames, condition, mask = _scene(sticking=False)
     with pytest.raises(ValueError, match="no shape pixel"):
         texture_sticking(frames, condition, torch.zeros_like(mask))
+
+
+def test_pattern_residuals_are_the_per_pixel_maps_the_measure_averages() -> None:
+    frames, condition, mask = _scene(sticking=False)
+    moving, still = pattern_residuals(frames, condition)
+    assert moving.shape == still.shape == (1, FRAMES, 1, SIZE, SIZE)
+    # frame 1 against itself: exactly 0 in place; through grid_sample's identity grid, float rounding (~1e-6)
+    assert still[:, 0].abs().max() == 0 and moving[:, 0].abs().max() < 1e-5
+    # on the moving square's pixels whose 3 x 3 window is all square, the moved map is ~0 (integer shifts)
+    # and the in-place map is not
+    eroded = -torch.nn.functional.max_pool2d(-mask[0, 1:, None].float(), 3, stride=1, padding=1)
+    inside = eroded[:, 0].bool()
+    assert moving[0, 1:, 0][inside].max() < 1e-5
+    assert still[0, 1:, 0][inside].mean() > 0.05
