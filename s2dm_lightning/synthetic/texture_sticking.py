@@ -24,11 +24,17 @@ def high_pass(frames: torch.Tensor) -> torch.Tensor:
     return (flat - blurred).reshape(grey.shape)
 
 
+def shape_interior(shape_mask: torch.Tensor) -> torch.Tensor:
+    """(B, F, H, W) bool -> the pixels whose whole 3 x 3 high-pass window lies on the shape."""
+    interior = -F.max_pool2d(-shape_mask.float().flatten(0, 1)[:, None], 3, stride=1, padding=1)
+    return interior.view_as(shape_mask).bool()
+
+
 def pattern_residuals(generated: torch.Tensor, condition: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-pixel |high-pass of frame i - frame 1's carried by the flow| and |... - frame 1's in place|.
 
     (B, F, 3, H, W) videos and their conditions -> two (B, F, 1, H, W) maps: the first is small where the
-    detail moves with the flow, the second where it stays on the screen (frame 1 is 0 in both).
+    detail moves with the flow, the second where it stays on the screen (frame 1: 0, and 0 to float rounding).
     """
     pattern = high_pass(generated)
     first = pattern[:, 0]
@@ -48,8 +54,7 @@ def texture_sticking(generated: torch.Tensor, condition: torch.Tensor, shape_mas
     visible = resize_condition(condition, tuple(generated.shape[-2:]), mode="bilinear")[:, :, 2] >= 0.5
     # only pixels whose whole 3 x 3 high-pass window lies on the shape: at its outline the window also
     # sees the (still) background, which would count as sticking whatever the shape's texture does
-    interior = -F.max_pool2d(-shape_mask.float().flatten(0, 1)[:, None], 3, stride=1, padding=1)
-    pixels = (interior.view_as(shape_mask).bool() & visible)[:, 1:]
+    pixels = (shape_interior(shape_mask) & visible)[:, 1:]
     if not bool(pixels.any()):
         raise ValueError("texture_sticking: no shape pixel of frames 2..F is visible in frame 1")
     moving = moving_map[:, 1:, 0][pixels].mean().item()
